@@ -1,0 +1,60 @@
+# Two-command set-up: `make book` builds the site, `make test` runs every check.
+# Both create .venv from the pinned requirements.txt on first use.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JB     := $(BIN)/jupyter-book
+PIP_QUIET := -q
+
+.PHONY: help venv book test unit notebooks site-check strip lab clean clean-all
+
+help:
+	@echo "make book   build the web book into _build/html (executes every notebook)"
+	@echo "make test   unit tests + every notebook through nbval + the book build"
+	@echo "make lab    JupyterLab on the notebooks"
+	@echo "make strip  clear notebook outputs before committing"
+	@echo "make clean  remove _build"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_QUIET) -r requirements.txt 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/python -m pip install $(PIP_QUIET) --no-deps --no-build-isolation -e . 2>&1 | { grep -v '^WARNING: Location' || true; }
+	$(BIN)/python -m pip check
+	$(BIN)/python -c "import diffedu, torch, jupyter_book; print('diffedu', diffedu.__version__, '| torch', torch.__version__)"
+	touch $(STAMP)
+
+# DIFFEDU_STATIC=1: interactive figures render as static figures in the web book.
+book: $(STAMP)
+	DIFFEDU_STATIC=1 $(JB) build -W -n --keep-going .
+	@echo
+	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not site" -q
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q
+
+site-check: $(STAMP)
+	$(BIN)/python -m pytest tests -m site -q
+
+test: unit notebooks book site-check
+	@echo "make test: all checks passed"
+
+strip: $(STAMP)
+	$(BIN)/python scripts/strip_notebooks.py
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks
+
+clean:
+	rm -rf _build
+
+clean-all: clean
+	rm -rf $(VENV)

@@ -1,0 +1,60 @@
+"""Where tensors live, and where noise comes from.
+
+Every random draw in :mod:`diffedu` goes through :func:`randn`: the normal numbers
+are drawn on the CPU from an explicit ``torch.Generator`` and then moved to the
+compute device, so a notebook gives the same samples on a laptop and on a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from . import _checks
+
+_ALLOWED = ("cpu", "cuda", "mps")
+
+
+def default_device() -> torch.device:
+    """The device the book computes on.
+
+    ``DIFFEDU_DEVICE`` (``cpu``, ``cuda``, ``cuda:N`` or ``mps``) wins when set;
+    otherwise CUDA if available, else the CPU.
+
+    Raises ``ValueError`` when ``DIFFEDU_DEVICE`` names an unknown device or one
+    that this machine does not have.
+    """
+    name = os.environ.get("DIFFEDU_DEVICE", "").strip()
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind = name.split(":")[0]
+    if kind not in _ALLOWED:
+        raise ValueError(f"DIFFEDU_DEVICE must be one of {', '.join(_ALLOWED)} (optionally cuda:N), got {name!r}")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:  # e.g. "cuda:x"
+        raise ValueError(f"DIFFEDU_DEVICE={name!r} is not a valid torch device: {err}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("DIFFEDU_DEVICE asks for cuda, but torch sees no CUDA device here")
+    if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError("DIFFEDU_DEVICE asks for mps, but torch sees no MPS device here")
+    return device
+
+
+def randn(shape, *, generator: torch.Generator | None = None, device=None,
+          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal numbers of ``shape`` drawn on the CPU from ``generator``, moved to ``device``.
+
+    ``generator=None`` uses torch's global CPU generator (not reproducible unless
+    ``torch.manual_seed`` was called); pass a seeded ``torch.Generator()`` instead.
+    """
+    _checks.generator(generator)
+    z = torch.randn(tuple(shape), generator=generator, dtype=torch.float64)
+    return z.to(device=device if device is not None else "cpu", dtype=dtype)
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (a non-negative integer)."""
+    seed = _checks.positive_int(seed, "seed", low=0)
+    return torch.Generator().manual_seed(seed)

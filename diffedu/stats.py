@@ -1,0 +1,65 @@
+r"""Monte-Carlo statistics for the book's check cells.
+
+A check cell compares an estimate with a formula at a tolerance of at least five
+standard errors (so a correct claim essentially never fails, and a wrong one with
+an effect larger than the tolerance always does).  These helpers return the
+estimate together with its standard error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+
+def _sample(x, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[0] < 2:
+        raise ValueError(f"{name} must hold at least two samples along dimension 0, got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains non-finite values")
+    return x.to(torch.float64)
+
+
+def mean_se(x) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Sample mean over dimension 0 and its standard error :math:`s/\sqrt{n}`."""
+    x = _sample(x, "x")
+    n = x.shape[0]
+    return x.mean(0), x.std(0) / math.sqrt(n)
+
+
+def var_se(x) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Unbiased sample variance over dimension 0 and its standard error :math:`\sqrt{(m_4 - s^4)/n}`."""
+    x = _sample(x, "x")
+    n = x.shape[0]
+    c = x - x.mean(0)
+    v = (c**2).sum(0) / (n - 1)
+    m4 = (c**4).mean(0)
+    return v, torch.sqrt(torch.clamp(m4 - v**2, min=0.0) / n)
+
+
+def convergence_order(steps, errors) -> float:
+    r"""Least-squares slope of :math:`\log(\text{error})` against :math:`\log(\Delta t)`: the measured order."""
+    h = torch.as_tensor(steps, dtype=torch.float64).flatten()
+    e = torch.as_tensor(errors, dtype=torch.float64).flatten()
+    if h.numel() != e.numel() or h.numel() < 2:
+        raise ValueError(f"steps and errors must have the same length >= 2, got {h.numel()} and {e.numel()}")
+    if not bool((h > 0).all() and (e > 0).all() and torch.isfinite(e).all()):
+        raise ValueError("steps and errors must be positive and finite")
+    lh, le = h.log(), e.log()
+    lh0 = lh - lh.mean()
+    return float((lh0 * (le - le.mean())).sum() / (lh0**2).sum())
+
+
+def z_score(estimate, target, se) -> float:
+    r""":math:`|\text{estimate}-\text{target}|/\text{se}`, the distance in standard errors (max over entries)."""
+    est = torch.as_tensor(estimate, dtype=torch.float64)
+    tgt = torch.as_tensor(target, dtype=torch.float64)
+    s = torch.as_tensor(se, dtype=torch.float64)
+    if not bool((s > 0).all()):
+        raise ValueError("se must be positive")
+    return float(((est - tgt).abs() / s).max())
+

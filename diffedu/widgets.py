@@ -1,0 +1,95 @@
+"""Interactive figures: a live ipywidgets version in a kernel, a static figure in the web book.
+
+The switch is explicit: when the environment variable ``DIFFEDU_STATIC`` is ``1``
+(``make book`` sets it), every explorer returns a plain figure drawn at its default
+settings; otherwise it returns ipywidgets controls wired to a redrawn figure.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from . import _checks
+from .device import make_generator
+from .plotting import COLORS, new_figure
+from .sde import GeometricBrownianMotion
+from .solvers import brownian_increments, coarsen, euler_maruyama, heun, milstein, time_grid
+
+SOLVERS = {"euler_maruyama": euler_maruyama, "milstein": milstein, "heun": heun}
+_FINE = 10  # the exact path is drawn on 2**10 steps
+
+
+def is_static() -> bool:
+    """True when figures should be static (``DIFFEDU_STATIC=1``, set by ``make book``)."""
+    return os.environ.get("DIFFEDU_STATIC", "").strip().lower() in ("1", "true", "yes")
+
+
+def solver_paths(method: str = "euler_maruyama", log2_steps: int = 4, *, n_paths: int = 3,
+                 seed: int = 0, mu: float = 1.5, sigma: float = 1.0):
+    r"""Solve geometric Brownian motion with ``method`` on :math:`2^{\text{log2\_steps}}` steps.
+
+    All paths share their Brownian motion with the exact solution (drawn on
+    :math:`2^{10}` steps).  Returns ``(ts_fine, exact, ts, approx, error)`` where
+    ``error`` is the mean :math:`|X_N - X_T|` over the paths.
+    """
+    _checks.choice(method, "method", SOLVERS)
+    log2_steps = _checks.positive_int(log2_steps, "log2_steps", low=0)
+    if log2_steps > _FINE:
+        raise ValueError(f"log2_steps must be in [0, {_FINE}], got {log2_steps}")
+    n_paths = _checks.positive_int(n_paths, "n_paths")
+    sde = GeometricBrownianMotion(mu, sigma)
+    ts_fine = time_grid(0.0, 1.0, 2**_FINE)
+    dw = brownian_increments(ts_fine, n_paths, 1, make_generator(seed))
+    w = torch.cat([torch.zeros(1, n_paths, 1, dtype=dw.dtype), dw.cumsum(0)])
+    x0 = torch.ones(n_paths, 1, dtype=torch.float64)
+    exact = torch.stack([sde.exact(x0, float(t), w[k]) for k, t in enumerate(ts_fine)])
+    ts = time_grid(0.0, 1.0, 2**log2_steps)
+    approx = SOLVERS[method](sde, x0, ts, dw=coarsen(dw, 2 ** (_FINE - log2_steps)), return_path=True)
+    error = float((approx[-1] - exact[-1]).abs().mean())
+    return ts_fine, exact, ts, approx, error
+
+
+def solver_figure(method: str = "euler_maruyama", log2_steps: int = 4, *, n_paths: int = 3, seed: int = 0):
+    """The figure of :func:`solver_paths`: numerical against exact paths, with the error in the title."""
+    ts_fine, exact, ts, approx, error = solver_paths(method, log2_steps, n_paths=n_paths, seed=seed)
+    fig, axes = new_figure(width=6.0, height=3.4)
+    ax = axes[0, 0]
+    for i in range(exact.shape[1]):
+        ax.plot(ts_fine, exact[:, i, 0], color=COLORS["exact"], lw=1.0, label="exact" if i == 0 else None)
+        ax.plot(ts, approx[:, i, 0], "o-", ms=3, lw=1.2, color=COLORS[method],
+                label=method.replace("_", "–").title() if i == 0 else None)
+    ax.set_xlabel("$t$")
+    ax.set_ylabel("$X_t$")
+    ax.set_title(f"GBM, {method}, $\\Delta t = 2^{{-{log2_steps}}}$: mean $|X_N - X_T|$ = {error:.3f}")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def solver_explorer(method: str = "euler_maruyama", log2_steps: int = 4, *, n_paths: int = 3, seed: int = 0):
+    """Pick a scheme and a step size; see its paths against the exact GBM solution and the error.
+
+    Static (``DIFFEDU_STATIC=1``): returns the figure at the given defaults.
+    Live: returns an ipywidgets ``VBox`` with a method menu and a step-size slider.
+    """
+    fig = solver_figure(method, log2_steps, n_paths=n_paths, seed=seed)
+    if is_static():
+        return fig
+    import ipywidgets as w
+    from IPython.display import display
+
+    menu = w.Dropdown(options=list(SOLVERS), value=method, description="method")
+    slider = w.IntSlider(value=log2_steps, min=1, max=_FINE, description="log₂ steps")
+    out = w.Output()
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            display(solver_figure(menu.value, slider.value, n_paths=n_paths, seed=seed))
+
+    with out:
+        display(fig)
+    menu.observe(redraw, names="value")
+    slider.observe(redraw, names="value")
+    return w.VBox([w.HBox([menu, slider]), out])

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+import diffedu as de
+
+
+def test_default_device_cpu_from_env(monkeypatch):
+    monkeypatch.setenv("DIFFEDU_DEVICE", "cpu")
+    assert de.default_device() == torch.device("cpu")
+
+
+def test_default_device_auto():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert de.default_device().type == expected
+
+
+@pytest.mark.parametrize("name", ["tpu", "gpu", "cuda:x"])
+def test_default_device_rejects_unknown(monkeypatch, name):
+    monkeypatch.setenv("DIFFEDU_DEVICE", name)
+    with pytest.raises(ValueError, match="DIFFEDU_DEVICE"):
+        de.default_device()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_default_device_cuda_missing(monkeypatch):
+    monkeypatch.setenv("DIFFEDU_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="no CUDA"):
+        de.default_device()
+
+
+def test_randn_reproducible_and_dtype():
+    a = de.randn((3, 2), generator=de.make_generator(5))
+    b = de.randn((3, 2), generator=de.make_generator(5), dtype=torch.float64)
+    assert a.dtype == torch.float32 and b.dtype == torch.float64
+    assert torch.allclose(a.double(), b, atol=1e-6)
+
+
+def test_randn_bad_generator():
+    with pytest.raises(TypeError, match="generator"):
+        de.randn((2,), generator=5)
+
+
+@pytest.mark.parametrize("seed, err", [(-1, ValueError), (1.5, TypeError), ("a", TypeError)])
+def test_make_generator_bad_seed(seed, err):
+    with pytest.raises(err, match="seed"):
+        de.make_generator(seed)

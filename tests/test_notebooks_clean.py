@@ -1,0 +1,82 @@
+"""House rules for the chapter notebooks, checked on the committed files (no execution)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CHAPTERS = [p for p in NOTEBOOKS if re.match(r"\d\d_", p.name)]
+
+
+def _load(path):
+    return json.loads(path.read_text())
+
+
+def _source(cell):
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def test_there_are_notebooks():
+    assert CHAPTERS, "no chapter notebooks found in notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    for i, cell in enumerate(_load(path)["cells"]):
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs"), f"{path.name}: cell {i} stores outputs (clear them before committing)"
+            assert cell.get("execution_count") is None, f"{path.name}: cell {i} stores an execution count"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_structure(path):
+    nb = _load(path)
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    cells = nb["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    asserts = sum(len(re.findall(r"^\s*assert\b", _source(c), re.M)) for c in code)
+    assert asserts >= 8, f"{path.name}: only {asserts} assert statements; every stated result needs a check"
+    assert _source(cells[0]).lstrip().startswith("# "), "a chapter starts with its title"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_exercises_and_solutions_are_paired(path):
+    """Every exercise has one gated solution; solution code cells sit inside it and are tagged."""
+    cells = _load(path)["cells"]
+    exercises, solutions = [], []
+    inside = None
+    tagged_inside = {}
+    for i, cell in enumerate(cells):
+        src = _source(cell)
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] == "markdown":
+            exercises += re.findall(r"```\{exercise\}[^\n]*\n:label: (\S+)", src)
+            start = re.search(r"```\{solution-start\} (\S+)", src)
+            if start:
+                assert inside is None, f"{path.name}: solution-start inside another solution (cell {i})"
+                inside = start.group(1)
+                solutions.append(inside)
+                tagged_inside[inside] = 0
+            if "```{solution-end}" in src:
+                assert inside is not None, f"{path.name}: solution-end without a start (cell {i})"
+                inside = None
+        elif "solution" in tags:
+            assert inside is not None, f"{path.name}: cell {i} is tagged 'solution' outside a solution block"
+            tagged_inside[inside] += 1
+        else:
+            assert inside is None, f"{path.name}: untagged code cell {i} inside solution {inside!r}"
+    assert inside is None, f"{path.name}: solution {inside!r} is never closed"
+    assert len(exercises) >= 4, f"{path.name}: {len(exercises)} exercises, at least 4 expected"
+    assert sorted(exercises) == sorted(solutions), f"{path.name}: exercises {exercises} vs solutions {solutions}"
+    assert all(n >= 1 for n in tagged_inside.values()), f"{path.name}: a solution without code: {tagged_inside}"
+
+
+def test_toc_entries_exist():
+    toc = (ROOT / "_toc.yml").read_text()
+    for entry in re.findall(r"file: (\S+)", toc) + re.findall(r"root: (\S+)", toc):
+        candidates = [ROOT / f"{entry}{ext}" for ext in (".md", ".ipynb")]
+        assert sum(c.exists() for c in candidates) == 1, f"_toc.yml entry {entry}: need exactly one .md or .ipynb"

@@ -1,0 +1,74 @@
+"""Checks of the built web book (`make book` first; `make test` runs them after the build).
+
+These read the generated HTML; the browser checks (MathJax actually typesetting, sliders)
+belong to the web-book issue and use a real browser.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.site
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "_build" / "html"
+CH1 = SITE / "notebooks" / "01_ito_processes.html"
+
+
+@pytest.fixture(scope="module")
+def ch1():
+    if not CH1.exists():
+        pytest.fail("the book is not built: run `make book` (or `make test`) first")
+    return CH1.read_text()
+
+
+def test_index_and_pages_exist():
+    for page in ["index.html", "book/intro.html", "book/notation.html", "book/bibliography.html",
+                 "notebooks/01_ito_processes.html", "notebooks/06_wkb_likelihood.html"]:
+        assert (SITE / page).exists(), page
+
+
+def test_math_is_served_locally(ch1):
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', ch1)
+    mathjax = [s for s in scripts if "mathjax" in s.lower()]
+    assert mathjax and all(not s.startswith("http") for s in mathjax), mathjax
+    assert (CH1.parent / mathjax[0].split("?")[0]).resolve().exists()
+    assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))], "external scripts on the page"
+
+
+def test_equations_numbered_and_labelled(ch1):
+    assert len(re.findall(r'id="equation-eq-[\w-]+"', ch1)) >= 15
+    assert 'class="math notranslate nohighlight"' in ch1
+    notation = (SITE / "book" / "notation.html").read_text()
+    assert "01_ito_processes.html#equation-eq-ito-sde" in notation   # cross-page {eq} reference
+
+
+def test_figures_present(ch1):
+    images = re.findall(r'<img[^>]*src="(\.\./_images/[^"]+\.png)"', ch1)
+    assert len(images) >= 6, images        # 5 figures + the static solver explorer
+    for src in images:
+        assert (CH1.parent / src).resolve().stat().st_size > 5000
+
+
+def test_no_raw_dollar_math(ch1):
+    text = re.sub(r"<(script|style|pre)[\s\S]*?</\1>", "", ch1)
+    assert "$$" not in text
+
+
+def test_exercises_with_collapsed_solutions(ch1):
+    assert ch1.count('class="exercise admonition"') >= 4
+    assert len(re.findall(r'class="solution dropdown admonition', ch1)) >= 4
+    assert "NotImplementedError" not in ch1
+
+
+def test_launch_buttons(ch1):
+    assert "colab.research.google.com" in ch1
+    assert "mybinder.org" in ch1
+
+
+def test_bibliography_and_citations(ch1):
+    bib = (SITE / "book" / "bibliography.html").read_text()
+    for name in ["Anderson", "Onsager", "Hirono", "Vincent", "Karras", "Dockhorn", "Kloeden", "Øksendal"]:
+        assert name in bib, name
+    assert "bibliography.html#id" in ch1 or "bibliography.html#" in ch1
