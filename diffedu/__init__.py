@@ -6,18 +6,19 @@ to its name in this package.
 
 from .device import default_device, make_generator, randn
 from .schedules import Cosine, Linear, Schedule
-from .sde import (SDE, BrownianMotion, GeometricBrownianMotion, ItoSDE, OrnsteinUhlenbeck, ReverseSDE,
+from .sde import (SDE, AdditiveSDE, BrownianMotion, GeometricBrownianMotion, ItoSDE, OrnsteinUhlenbeck, ReverseSDE,
                   SubVPSDE, VESDE, VPSDE)
 from .solvers import brownian_increments, coarsen, euler_maruyama, heun, milstein, time_grid
-from . import stats
+from .data import GaussianMixture
+from . import fokker_planck, stats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "default_device", "make_generator", "randn",
     "Schedule", "Linear", "Cosine",
-    "SDE", "ReverseSDE", "BrownianMotion", "OrnsteinUhlenbeck", "VPSDE", "SubVPSDE", "VESDE",
+    "SDE", "AdditiveSDE", "ReverseSDE", "BrownianMotion", "OrnsteinUhlenbeck", "VPSDE", "SubVPSDE", "VESDE",
     "GeometricBrownianMotion", "ItoSDE",
     "euler_maruyama", "milstein", "heun", "brownian_increments", "coarsen", "time_grid",
-    "stats",
+    "GaussianMixture", "fokker_planck", "stats",
 ]

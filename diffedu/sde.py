@@ -334,6 +334,34 @@ class VESDE(SDE):
         return 0.0, self.sigma_max**2
 
 
+class AdditiveSDE(SDE):
+    r"""An SDE with additive noise from callables: :math:`dx = f(x,t)\,dt + g(t)\,dw`.
+
+    ``drift(x, t)`` takes ``x`` of shape ``(n, d)`` and ``t`` as a tensor broadcastable
+    against it and returns shape ``(n, d)``; ``diffusion(t)`` returns :math:`g(t) \ge 0`
+    (a number or a tensor of ``t``'s shape).  Being state-independent, it has a
+    ``reverse(score, hbar)`` and works with the Fokker–Planck solver.
+    """
+
+    def __init__(self, drift, diffusion, T: float = 1.0, t_min: float = 0.0):
+        self._drift = _checks.callable_(drift, "drift", "drift(x, t) -> tensor (n, d)")
+        self._diff = _checks.callable_(diffusion, "diffusion", "diffusion(t) -> g(t) >= 0")
+        self._set_times(T, t_min)
+
+    def _f(self, x, t):
+        out = self._drift(x, t)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"drift(x, t) must return a tensor of shape {tuple(x.shape)}, got {got}")
+        return out
+
+    def _g(self, t):
+        g = torch.as_tensor(self._diff(t), dtype=t.dtype, device=t.device)
+        if not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
+            raise ValueError("diffusion(t) must return finite values g(t) >= 0 (g is the square root of g^2 >= 0)")
+        return torch.broadcast_to(g, t.shape)
+
+
 class GeometricBrownianMotion(SDE):
     r"""Geometric Brownian motion :math:`dX = \mu X\,dt + \sigma X\,dw` (Itô; book: {eq}`eq-gbm`).
 

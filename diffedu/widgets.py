@@ -13,8 +13,10 @@ import torch
 
 from . import _checks
 from .device import make_generator
+from .data import GaussianMixture
 from .plotting import COLORS, new_figure
-from .sde import GeometricBrownianMotion
+from .schedules import Cosine, Linear
+from .sde import GeometricBrownianMotion, VPSDE
 from .solvers import brownian_increments, coarsen, euler_maruyama, heun, milstein, time_grid
 
 SOLVERS = {"euler_maruyama": euler_maruyama, "milstein": milstein, "heun": heun}
@@ -93,3 +95,83 @@ def solver_explorer(method: str = "euler_maruyama", log2_steps: int = 4, *, n_pa
     menu.observe(redraw, names="value")
     slider.observe(redraw, names="value")
     return w.VBox([w.HBox([menu, slider]), out])
+
+
+# --- noise schedules (Chapter 2) ----------------------------------------------------------------
+SCHEDULES = ("linear", "simple", "cosine", "cosine-offset")
+#: the 1-D data of the schedule explorer: a bimodal mixture
+EXPLORER_DATA = GaussianMixture([0.35, 0.65], [[-1.2], [0.9]], [0.15, 0.25])
+
+
+def make_schedule(kind: str = "linear", beta_min: float = 0.1, beta_max: float = 20.0):
+    """The schedule named ``kind``: ``linear`` (beta_min, beta_max), ``simple`` (= Linear(0, beta_max)),
+    ``cosine`` (paper: s = 0, t_max = 0.999) or ``cosine-offset`` (Nichol–Dhariwal, s = 0.008)."""
+    _checks.choice(kind, "kind", SCHEDULES)
+    if kind == "linear":
+        return Linear(beta_min, beta_max)
+    if kind == "simple":
+        return Linear(0.0, beta_max)
+    return Cosine(s=0.0 if kind == "cosine" else 0.008, t_max=0.999)
+
+
+def schedule_frame(kind: str = "linear", beta_min: float = 0.1, beta_max: float = 20.0, t: float = 0.3):
+    """One frame of :func:`schedule_explorer`: alpha, sigma and log-SNR against time, and p_t of a mixture.
+
+    A pure function of its arguments, so frames can be precomputed for a static page.
+    """
+    sch = make_schedule(kind, beta_min, beta_max)
+    t = _checks.real(t, "t", low=0.0, high=1.0)
+    sde = VPSDE(sch)
+    t = min(t, sde.T)
+    tg = torch.linspace(0.0, sde.T, 400, dtype=torch.float64)
+    alpha, sigma = sch.alpha(tg), sch.sigma(tg)
+    fig, axes = new_figure(ncols=3, width=3.6, height=3.0)
+    ax = axes[0, 0]
+    ax.plot(tg, alpha, color=COLORS["milstein"], label=r"$\alpha(t)$")
+    ax.plot(tg, sigma, color=COLORS["euler_maruyama"], label=r"$\sigma(t)$")
+    ax.axvline(t, color="gray", lw=0.8)
+    ax.set_xlabel("$t$"); ax.legend(); ax.set_title(f"{kind}: mean factor and noise")
+    ax = axes[0, 1]
+    keep = tg > 0
+    ax.plot(tg[keep], torch.log(alpha[keep] ** 2 / sigma[keep] ** 2), color=COLORS["heun"])
+    ax.axvline(t, color="gray", lw=0.8)
+    ax.set_xlabel("$t$"); ax.set_title(r"log-SNR $\log(\alpha^2/\sigma^2)$")
+    ax = axes[0, 2]
+    x = torch.linspace(-3.5, 3.5, 500, dtype=torch.float64)[:, None]
+    ax.fill_between(x[:, 0], EXPLORER_DATA.log_prob(x).exp(), color=COLORS["data"], alpha=0.3, label="$p_0$")
+    ax.plot(x[:, 0], EXPLORER_DATA.log_prob(x, t, sde).exp(), color=COLORS["theory"], label=f"$p_t$, t = {t:.2f}")
+    ax.plot(x[:, 0], torch.exp(-0.5 * x[:, 0] ** 2) / (2 * torch.pi) ** 0.5, ":", color=COLORS["exact"],
+            label="$N(0,1)$")
+    ax.set_xlabel("$x$"); ax.legend(fontsize=8); ax.set_title("the data's marginal $p_t$")
+    return fig
+
+
+def schedule_explorer(kind: str = "linear", beta_min: float = 0.1, beta_max: float = 20.0, t: float = 0.3):
+    """Slide the schedule type, beta_min, beta_max and t; see alpha, sigma, log-SNR and p_t.
+
+    Static (``DIFFEDU_STATIC=1``): the figure at the given defaults.  Live: ipywidgets.
+    """
+    fig = schedule_frame(kind, beta_min, beta_max, t)
+    if is_static():
+        return fig
+    import ipywidgets as w
+    from IPython.display import display
+
+    menu = w.Dropdown(options=list(SCHEDULES), value=kind, description="schedule")
+    bmin = w.FloatSlider(value=beta_min, min=0.0, max=2.0, step=0.05, description="β_min")
+    bmax = w.FloatSlider(value=beta_max, min=1.0, max=40.0, step=0.5, description="β_max")
+    tt = w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t")
+    out = w.Output()
+
+    def redraw(*_):
+        bmin.disabled = menu.value != "linear"
+        bmax.disabled = menu.value.startswith("cosine")
+        with out:
+            out.clear_output(wait=True)
+            display(schedule_frame(menu.value, bmin.value, max(bmax.value, bmin.value), tt.value))
+
+    with out:
+        display(fig)
+    for control in (menu, bmin, bmax, tt):
+        control.observe(redraw, names="value")
+    return w.VBox([w.HBox([menu, tt]), w.HBox([bmin, bmax]), out])

@@ -72,3 +72,19 @@ def test_bibliography_and_citations(ch1):
     for name in ["Anderson", "Onsager", "Hirono", "Vincent", "Karras", "Dockhorn", "Kloeden", "Øksendal"]:
         assert name in bib, name
     assert "bibliography.html#id" in ch1 or "bibliography.html#" in ch1
+
+
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_every_chapter_page_is_complete(stem):
+    page = SITE / "notebooks" / f"{stem}.html"
+    assert page.exists(), f"{stem} was not built"
+    html = page.read_text()
+    images = re.findall(r'<img[^>]*src="(\.\./_images/[^"]+\.png)"', html)
+    assert len(images) >= 3, f"{stem}: {len(images)} figures"
+    assert all((page.parent / src).resolve().exists() for src in images)
+    assert len(re.findall(r'id="equation-eq-[\w-]+"', html)) >= 5
+    assert html.count('class="exercise admonition"') >= 4
+    assert "Traceback (most recent call last)" not in html

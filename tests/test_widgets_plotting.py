@@ -44,3 +44,32 @@ def test_figure_png_and_new_figure():
 def test_bad_widget_arguments(kwargs, err):
     with pytest.raises(err):
         widgets.solver_paths(**kwargs)
+
+
+def test_schedule_frames_for_every_kind():
+    for kind in widgets.SCHEDULES:
+        assert isinstance(widgets.schedule_frame(kind, t=0.5), Figure)
+
+
+def test_schedule_explorer_static_and_live(monkeypatch):
+    import ipywidgets
+
+    box = widgets.schedule_explorer()
+    assert isinstance(box, ipywidgets.VBox)
+    menu = box.children[0].children[0]
+    menu.value = "cosine"
+    assert box.children[1].children[0].disabled            # beta_min is meaningless for cosine
+    monkeypatch.setenv("DIFFEDU_STATIC", "1")
+    assert isinstance(widgets.schedule_explorer(kind="simple"), Figure)
+
+
+def test_make_schedule():
+    from diffedu.schedules import Cosine, Linear
+
+    assert isinstance(widgets.make_schedule("simple"), Linear) and widgets.make_schedule("simple").beta_min == 0
+    assert widgets.make_schedule("cosine-offset").s == 0.008
+    assert isinstance(widgets.make_schedule("cosine"), Cosine)
+    with pytest.raises(ValueError, match="kind"):
+        widgets.make_schedule("quadratic")
+    with pytest.raises(ValueError, match="t must lie"):
+        widgets.schedule_frame(t=1.5)

@@ -1,0 +1,124 @@
+r"""Toy data sets with exact densities (book: Chapters 2–4).
+
+:class:`GaussianMixture` is the workhorse: under any affine SDE (VP, sub-VP, VE, OU,
+Brownian motion) each component stays Gaussian,
+:math:`N(m_k, s_k^2) \mapsto N(\alpha m_k + c(t),\ \alpha^2 s_k^2 + \sigma^2)`, so the
+marginal density :math:`p_t` and its score :math:`\nabla\log p_t` are known exactly
+(book: {eq}`eq-mixture-marginal`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+from .device import randn
+from .sde import SDE
+
+
+def _as_float64(value, name: str) -> torch.Tensor:
+    try:
+        return torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a tensor or a (non-ragged) nested list of numbers") from None
+
+
+class GaussianMixture:
+    r"""A mixture :math:`\sum_k w_k N(m_k, \mathrm{diag}(s_k^2))` in ``d`` dimensions.
+
+    * ``weights``: shape ``(K,)``, positive (normalised here);
+    * ``means``: shape ``(K, d)``;
+    * ``stds``: shape ``(K,)`` (isotropic components) or ``(K, d)`` (diagonal), positive.
+
+    Densities are computed in float64.  Raises ``ValueError`` on inconsistent shapes,
+    non-positive weights or standard deviations, or non-finite entries.
+    """
+
+    def __init__(self, weights, means, stds):
+        w, m, s = (_as_float64(v, name) for v, name in ((weights, "weights"), (means, "means"), (stds, "stds")))
+        if w.dim() != 1 or w.numel() == 0:
+            raise ValueError(f"weights must have shape (K,) with K >= 1, got {tuple(w.shape)}")
+        K = w.shape[0]
+        if m.dim() != 2 or m.shape[0] != K:
+            raise ValueError(f"means must have shape (K, d) = ({K}, d), got {tuple(m.shape)}")
+        d = m.shape[1]
+        if s.dim() == 1 and s.shape[0] == K:
+            s = s[:, None].expand(K, d).clone()
+        if s.shape != (K, d):
+            raise ValueError(f"stds must have shape ({K},) or ({K}, {d}), got {tuple(s.shape)}")
+        for name, v in (("weights", w), ("means", m), ("stds", s)):
+            if not bool(torch.isfinite(v).all()):
+                raise ValueError(f"{name} contains non-finite values")
+        if not bool((w > 0).all()):
+            raise ValueError("weights must be positive")
+        if not bool((s > 0).all()):
+            raise ValueError("stds must be positive")
+        self.weights = w / w.sum()
+        self.means = m
+        self.stds = s
+        self.dim = d
+
+    def __repr__(self):
+        return f"GaussianMixture(K={len(self.weights)}, d={self.dim})"
+
+    def sample(self, n: int, generator: torch.Generator | None = None, *, device=None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``n`` samples, shape ``(n, d)``; the component indices and the noise come from ``generator``."""
+        n = _checks.positive_int(n, "n")
+        _checks.generator(generator)
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = randn((n, self.dim), generator=generator, dtype=torch.float64)
+        x = self.means[k] + self.stds[k] * z
+        return x.to(device=device if device is not None else "cpu", dtype=dtype)
+
+    def marginal(self, t=0.0, sde: SDE | None = None, *, n: int = 1):
+        r"""Component means ``(n, K, d)`` and variances ``(n, K, d)`` of :math:`p_t` (float64).
+
+        ``sde=None`` means the data themselves (``t`` must then be 0).  ``t`` is a number
+        or a tensor of shape ``(n,)``.
+        """
+        m, v = self.means[None], (self.stds**2)[None]
+        if sde is None:
+            if isinstance(t, torch.Tensor) and t.numel() > 1:
+                t_max = float(t.abs().max())
+            else:
+                t_max = abs(_checks.real(t, "t"))
+            if t_max != 0.0:
+                raise ValueError("t must be 0 when sde is None (pass an SDE to get p_t at t > 0)")
+            return m, v
+        if not isinstance(sde, SDE):
+            raise TypeError(f"sde must be a diffedu SDE or None, got {type(sde).__name__}")
+        probe = torch.zeros(n, self.dim, dtype=torch.float64)
+        tt = _checks.time(t, "t", n=n, low=0.0, high=sde.T, like=probe)
+        alpha, sigma = sde.marginal(tt)
+        alpha = alpha.reshape(-1, 1, 1) if alpha.dim() else alpha
+        sigma = sigma.reshape(-1, 1, 1) if sigma.dim() else sigma
+        shift = sde.marginal_mean(probe, t)[:, None, :]          # c(t): nonzero for OU with mu != 0
+        return alpha * m + shift, alpha**2 * v + sigma**2
+
+    def _terms(self, x, t, sde):
+        x = _checks.batch(x, "x", dim=self.dim)
+        m, v = self.marginal(t, sde, n=x.shape[0])
+        xd = x.to(torch.float64)[:, None, :]
+        diff = xd - m
+        logn = -0.5 * ((diff**2) / v + torch.log(2 * math.pi * v)).sum(-1)        # (n, K)
+        return x, diff, v, logn + torch.log(self.weights)[None]
+
+    def log_prob(self, x, t=0.0, sde: SDE | None = None) -> torch.Tensor:
+        r""":math:`\log p_t(x)`, shape ``(n,)``, float64 (book: {eq}`eq-mixture-marginal`)."""
+        _, _, _, logw = self._terms(x, t, sde)
+        return torch.logsumexp(logw, dim=1)
+
+    def score(self, x, t=0.0, sde: SDE | None = None) -> torch.Tensor:
+        r""":math:`\nabla\log p_t(x) = -\sum_k r_k(x)\,(x - m_k(t))/v_k(t)`, shape ``(n, d)``, in ``x``'s dtype."""
+        x, diff, v, logw = self._terms(x, t, sde)
+        r = torch.softmax(logw, dim=1)[:, :, None]
+        return (-(r * diff / v).sum(1)).to(x.dtype)
+
+    def score_fn(self, sde: SDE):
+        """The exact score as a callable ``score(x, t)`` for ``sde.reverse(score, hbar)``."""
+        if not isinstance(sde, SDE):
+            raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
+        return lambda x, t: self.score(x, t, sde)
