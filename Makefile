@@ -10,13 +10,14 @@ STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book
 PIP_QUIET := -q
 
-.PHONY: help venv book test unit notebooks site-check strip lab clean clean-all
+.PHONY: help venv book test unit notebooks site-check weights strip lab clean clean-all
 
 help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
 	@echo "make test   unit tests + every notebook through nbval + the book build"
 	@echo "make lab    JupyterLab on the notebooks"
 	@echo "make strip  clear notebook outputs before committing"
+	@echo "make weights  retrain the shipped score models (about 10 min)"
 	@echo "make clean  remove _build"
 
 venv: $(STAMP)
@@ -46,6 +47,11 @@ site-check: $(STAMP)
 
 test: unit notebooks book site-check
 	@echo "make test: all checks passed"
+
+# Retrain the four shipped score models (two at a time, one thread each; about 10 minutes on 2 cores).
+weights: $(STAMP)
+	$(BIN)/python scripts/train_weights.py --only swiss_roll_simple swiss_roll_cosine & pid=$$!; \
+	$(BIN)/python scripts/train_weights.py --only gaussian_grid_simple gaussian_grid_cosine && wait $$pid
 
 strip: $(STAMP)
 	$(BIN)/python scripts/strip_notebooks.py

@@ -9,8 +9,11 @@ from .schedules import Cosine, Linear, Schedule
 from .sde import (SDE, AdditiveSDE, BrownianMotion, GeometricBrownianMotion, ItoSDE, OrnsteinUhlenbeck, ReverseSDE,
                   SubVPSDE, VESDE, VPSDE)
 from .solvers import brownian_increments, coarsen, euler_maruyama, heun, milstein, time_grid
-from .data import GaussianMixture
-from . import fokker_planck, stats
+from .data import GaussianMixture, gaussian_grid, gaussian_grid_mixture, swiss_roll
+from .nets import ScoreMLP, load_pretrained, paper_sde
+from .samplers import sample
+from .train import train_dsm
+from . import fokker_planck, samplers, stats, train
 
 __version__ = "0.1.0"
 
@@ -20,5 +23,7 @@ __all__ = [
     "SDE", "AdditiveSDE", "ReverseSDE", "BrownianMotion", "OrnsteinUhlenbeck", "VPSDE", "SubVPSDE", "VESDE",
     "GeometricBrownianMotion", "ItoSDE",
     "euler_maruyama", "milstein", "heun", "brownian_increments", "coarsen", "time_grid",
-    "GaussianMixture", "fokker_planck", "stats",
+    "GaussianMixture", "swiss_roll", "gaussian_grid", "gaussian_grid_mixture",
+    "ScoreMLP", "load_pretrained", "paper_sde", "train_dsm", "sample",
+    "fokker_planck", "samplers", "stats", "train",
 ]

@@ -122,3 +122,51 @@ class GaussianMixture:
         if not isinstance(sde, SDE):
             raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
         return lambda x, t: self.score(x, t, sde)
+
+
+# --- the paper's two 2-D data sets (Hirono, Tanaka & Fukushima 2024) ----------------------------
+SWISS_ROLL_SCALE = 6.865      #: the paper divides the Swiss roll by this (about its std)
+GAUSSIAN_GRID_SCALE = 2.828   #: the paper divides the 25-Gaussian grid by this (about 2 sqrt 2)
+
+
+def swiss_roll(n: int, generator: torch.Generator | None = None, *, noise: float = 0.5,
+               dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    r"""The paper's Swiss roll, shape ``(n, 2)``.
+
+    :math:`u \sim U(1.5\pi, 4.5\pi)`, the point :math:`(u\cos u, u\sin u)` plus isotropic
+    Gaussian noise of std ``noise`` (0.5), divided by 6.865 — the (x, z) columns of
+    scikit-learn's ``make_swiss_roll``, written out here.  Seeded by ``generator``.
+    """
+    n = _checks.positive_int(n, "n")
+    noise = _checks.real(noise, "noise", low=0.0)
+    _checks.generator(generator)
+    u = 1.5 * math.pi * (1.0 + 2.0 * torch.rand(n, generator=generator, dtype=torch.float64))
+    z = randn((n, 2), generator=generator, dtype=torch.float64)
+    x = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) + noise * z
+    return (x / SWISS_ROLL_SCALE).to(device=device if device is not None else "cpu", dtype=dtype)
+
+
+def gaussian_grid_mixture() -> GaussianMixture:
+    r"""The 25-Gaussian data as an exact mixture: means :math:`(2i, 2j)/2.828`, :math:`i,j\in\{-2..2\}`,
+    std :math:`0.05/2.828`, equal weights."""
+    ij = torch.arange(-2, 3, dtype=torch.float64)
+    means = torch.stack(torch.meshgrid(ij, ij, indexing="ij"), -1).reshape(25, 2) * 2.0
+    return GaussianMixture(torch.ones(25, dtype=torch.float64), means / GAUSSIAN_GRID_SCALE,
+                           torch.full((25,), 0.05 / GAUSSIAN_GRID_SCALE, dtype=torch.float64))
+
+
+def gaussian_grid(n: int, generator: torch.Generator | None = None, *, dtype: torch.dtype = torch.float32,
+                  device=None) -> torch.Tensor:
+    r"""The paper's 25 Gaussians, shape ``(n, 2)``: equal numbers of points per mode (the first
+    ``n mod 25`` modes get one more), std 0.05 around :math:`(2i, 2j)`, shuffled, divided by 2.828."""
+    n = _checks.positive_int(n, "n")
+    _checks.generator(generator)
+    mix = gaussian_grid_mixture()
+    k = torch.arange(n) % 25
+    k = k[torch.randperm(n, generator=generator)]
+    z = randn((n, 2), generator=generator, dtype=torch.float64)
+    x = mix.means[k] + mix.stds[k] * z
+    return x.to(device=device if device is not None else "cpu", dtype=dtype)
+
+
+DATASETS = {"swiss_roll": swiss_roll, "gaussian_grid": gaussian_grid}

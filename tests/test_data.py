@@ -96,3 +96,40 @@ def test_additive_sde():
         bad.drift(x, 0.1)
     with pytest.raises(ValueError, match="g\\(t\\) >= 0"):
         bad.diffusion(0.1)
+
+
+def test_swiss_roll_statistics():
+    x = de.swiss_roll(40000, de.make_generator(0), dtype=torch.float64)
+    r2 = (x**2).sum(1)
+    a, b = 1.5 * math.pi, 4.5 * math.pi
+    expected = ((b**3 - a**3) / (3 * (b - a)) + 2 * 0.25) / 6.865**2     # E[u^2] + 2 noise^2, scaled
+    m, se = mean_se(r2)
+    assert abs(float(m) - expected) < 5 * float(se)
+    clean = de.swiss_roll(1000, de.make_generator(1), noise=0.0, dtype=torch.float64) * 6.865
+    u = clean.norm(dim=1)
+    assert float(u.min()) >= a - 1e-9 and float(u.max()) <= b + 1e-9
+    assert torch.allclose(clean[:, 0], u * torch.cos(u)) and torch.allclose(clean[:, 1], u * torch.sin(u))
+    assert torch.equal(de.swiss_roll(10, de.make_generator(3)), de.swiss_roll(10, de.make_generator(3)))
+
+
+def test_gaussian_grid_statistics():
+    x = de.gaussian_grid(25 * 400, de.make_generator(0), dtype=torch.float64) * 2.828
+    lattice = torch.round(x / 2)
+    assert bool((lattice.abs() <= 2).all())
+    counts = torch.unique(lattice, dim=0, return_counts=True)[1]
+    assert len(counts) == 25 and bool((counts == 400).all())
+    resid = x - 2 * lattice
+    v, se = var_se(resid.reshape(-1))
+    assert abs(float(v) - 0.05**2) < 5 * float(se)
+    mix = de.gaussian_grid_mixture()
+    assert mix.means.shape == (25, 2) and abs(float(mix.stds[0, 0]) - 0.05 / 2.828) < 1e-12
+    assert de.gaussian_grid(7, de.make_generator(1)).shape == (7, 2)
+
+
+def test_generators_bad_input():
+    with pytest.raises(ValueError, match="n must be"):
+        de.swiss_roll(0)
+    with pytest.raises(TypeError, match="generator"):
+        de.gaussian_grid(10, generator=1)
+    with pytest.raises(ValueError, match="noise"):
+        de.swiss_roll(10, noise=-1.0)

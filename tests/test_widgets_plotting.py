@@ -73,3 +73,16 @@ def test_make_schedule():
         widgets.make_schedule("quadratic")
     with pytest.raises(ValueError, match="t must lie"):
         widgets.schedule_frame(t=1.5)
+
+
+def test_score_explorer(monkeypatch):
+    import ipywidgets
+
+    assert isinstance(widgets.score_frame(0.0), Figure)
+    box = widgets.score_explorer(t=0.2)
+    assert isinstance(box, ipywidgets.VBox)
+    box.children[0].value = 0.6
+    monkeypatch.setenv("DIFFEDU_STATIC", "1")
+    assert isinstance(widgets.score_explorer(), Figure)
+    with pytest.raises(ValueError, match="t must lie"):
+        widgets.score_frame(1.5)

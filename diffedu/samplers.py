@@ -1,0 +1,137 @@
+r"""Samplers of diffusion models (book: Chapters 3 and 4).
+
+Every sampler starts from :math:`x_T \sim \pi` and walks the decreasing time grid
+:math:`T = t_0 > t_1 > \dots > t_N = t_{\min}` using a score :math:`s(x, t)`:
+
+* ``euler_maruyama`` / ``heun``: the :math:`\hbar` family {eq}`eq-hbar-family` — the SDE
+  ``sde.reverse(score, hbar)`` integrated by :mod:`diffedu.solvers` (``hbar = 1``: reverse SDE,
+  ``hbar = 0``: probability-flow ODE). This is the paper's sampler.
+* ``ancestral``: DDPM ancestral sampling (VP) or its SMLD analogue (VE), {eq}`eq-ancestral`.
+* ``reverse_diffusion``: the reverse-diffusion predictor of Song et al. (2021), built from
+  the exact one-step Gaussian transition of the affine forward SDE.
+* ``pc``: reverse-diffusion predictor followed by Langevin corrector steps.
+
+:func:`sample` is the one-line entry point.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+from .device import randn
+from .sde import SDE, VESDE, VPSDE, SubVPSDE
+from .solvers import euler_maruyama, heun, time_grid
+
+METHODS = ("euler_maruyama", "heun", "ancestral", "reverse_diffusion", "pc")
+
+
+def _transition(sde: SDE, t_from: float, t_to: float):
+    r"""Forward one-step transition from ``t_to`` up to ``t_from`` (> t_to): :math:`x_{t} = r\,x_{s} + \sqrt{v}\,z`."""
+    a1, s1 = (float(v) for v in sde.marginal(t_from))
+    a0, s0 = (float(v) for v in sde.marginal(t_to))
+    r = a1 / a0
+    return r, max(s1**2 - r**2 * s0**2, 0.0)
+
+
+def _score(score, x, t):
+    s = score(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
+        raise ValueError(f"score(x, t) must return a tensor of shape {tuple(x.shape)}")
+    return s
+
+
+def ancestral(sde: SDE, score, x, ts, generator=None) -> torch.Tensor:
+    r"""DDPM ancestral sampling {eq}`eq-ancestral` (VP) / SMLD ancestral sampling (VE).
+
+    VP, with :math:`\beta_k = 1 - \alpha(t_{k})^2/\alpha(t_{k+1})^2`:
+    :math:`x_{k+1} = (x_k + \beta_k s(x_k, t_k))/\sqrt{1-\beta_k} + \sqrt{\beta_k}\,z`.
+    """
+    if isinstance(sde, SubVPSDE) or not isinstance(sde, (VPSDE, VESDE)):
+        raise TypeError(f"ancestral sampling is defined here for VPSDE and VESDE, got {type(sde).__name__}")
+    for t, t_next in zip(ts, ts[1:]):
+        s = _score(score, x, t)
+        z = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if isinstance(sde, VPSDE):
+            r, _ = _transition(sde, t, t_next)
+            beta = 1.0 - r**2
+            x = (x + beta * s) / math.sqrt(1.0 - beta) + math.sqrt(beta) * z
+        else:
+            s1, s0 = float(sde._sigma_t(torch.tensor(t))), float(sde._sigma_t(torch.tensor(t_next)))
+            x = x + (s1**2 - s0**2) * s + math.sqrt(s0**2 * (s1**2 - s0**2) / s1**2) * z
+    return x
+
+
+def reverse_diffusion(sde: SDE, score, x, ts, generator=None, *, noise_last: bool = True) -> torch.Tensor:
+    r"""Song et al.'s reverse-diffusion predictor: with the forward step :math:`x_t = r x_s + \sqrt v z`,
+    :math:`x_s = x_t - (r-1)x_t + v\,s(x_t, t) + \sqrt{v}\,z`."""
+    for k, (t, t_next) in enumerate(zip(ts, ts[1:])):
+        x = _rd_step(sde, score, x, t, t_next, generator, noise=noise_last or k < len(ts) - 2)
+    return x
+
+
+def _rd_step(sde, score, x, t, t_next, generator, noise=True):
+    r, v = _transition(sde, t, t_next)
+    x = x - (r - 1.0) * x + v * _score(score, x, t)
+    if noise:
+        x = x + math.sqrt(v) * randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x
+
+
+def langevin_corrector(sde: SDE, score, x, t: float, t_next: float, generator=None, *, snr: float = 0.16,
+                       steps: int = 1) -> torch.Tensor:
+    r"""Langevin MCMC at fixed time ``t``: :math:`x \leftarrow x + \epsilon s + \sqrt{2\epsilon} z`,
+    with :math:`\epsilon = 2 r^2 (\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Algorithm 5)."""
+    r, _ = _transition(sde, t, t_next)
+    for _ in range(steps):
+        s = _score(score, x, t)
+        z = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        ratio = float(z.norm(dim=1).mean() / s.norm(dim=1).mean().clamp_min(1e-12))
+        eps = 2.0 * r**2 * (snr * ratio) ** 2
+        x = x + eps * s + math.sqrt(2.0 * eps) * z
+    return x
+
+
+def pc(sde: SDE, score, x, ts, generator=None, *, snr: float = 0.16, corrector_steps: int = 1) -> torch.Tensor:
+    """Predictor–corrector: a Langevin corrector at each time, then a reverse-diffusion predictor step."""
+    for t, t_next in zip(ts, ts[1:]):
+        x = langevin_corrector(sde, score, x, t, t_next, generator, snr=snr, steps=corrector_steps)
+        x = _rd_step(sde, score, x, t, t_next, generator)
+    return x
+
+
+def sample(sde: SDE, score, n: int, hbar: float = 1.0, steps: int = 1000, generator: torch.Generator | None = None,
+           *, dim: int = 2, method: str = "euler_maruyama", t_min: float | None = None, device=None,
+           dtype: torch.dtype = torch.float32, return_path: bool = False, **options) -> torch.Tensor:
+    r"""Draw ``n`` samples of the model :math:`q_{t_{\min}}` from the prior, in ``steps`` steps.
+
+    ``method`` is one of ``euler_maruyama`` (default; the :math:`\hbar` family), ``heun``,
+    ``ancestral``, ``reverse_diffusion``, ``pc``; the last three are stochastic samplers of
+    the reverse SDE and need ``hbar = 1``.  ``t_min`` defaults to ``sde.t_min``.
+    ``score(x, t)``: ``x`` ``(n, dim)``, ``t`` ``(n,)``.  Returns ``(n, dim)`` (or the path
+    ``(steps+1, n, dim)`` with ``return_path=True``, for the :math:`\hbar` family only).
+    """
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
+    _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
+    _checks.choice(method, "method", METHODS)
+    hbar = _checks.real(hbar, "hbar", low=0.0)
+    steps = _checks.positive_int(steps, "steps")
+    t_min = sde.t_min if t_min is None else _checks.real(t_min, "t_min", low=0.0, high=sde.T, high_open=True)
+    ts = time_grid(sde.T, t_min, steps)
+    x = sde.prior_sample(n, dim, generator, device=device, dtype=dtype)
+    if method in ("euler_maruyama", "heun"):
+        solver = euler_maruyama if method == "euler_maruyama" else heun
+        return solver(sde.reverse(score, hbar), x, ts, generator=generator, return_path=return_path)
+    if hbar != 1.0:
+        raise ValueError(f"method={method!r} samples the reverse SDE: hbar must be 1, got {hbar:g}")
+    if return_path:
+        raise ValueError("return_path is available for method='euler_maruyama' or 'heun' only")
+    tl = ts.tolist()
+    if method == "ancestral":
+        return ancestral(sde, score, x, tl, generator)
+    if method == "reverse_diffusion":
+        return reverse_diffusion(sde, score, x, tl, generator)
+    return pc(sde, score, x, tl, generator, **options)

@@ -1,0 +1,69 @@
+import math
+
+import pytest
+import torch
+
+import diffedu as de
+from diffedu.stats import energy_distance, var_se
+
+GAUSS = de.GaussianMixture([1.0], [[0.0]], [0.2])
+
+
+@pytest.mark.parametrize("method, hbar", [("euler_maruyama", 1.0), ("euler_maruyama", 0.0), ("heun", 0.5),
+                                          ("ancestral", 1.0), ("reverse_diffusion", 1.0), ("pc", 1.0)])
+def test_samplers_recover_gaussian_data_vp(method, hbar):
+    sde = de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-3)
+    x = de.sample(sde, GAUSS.score_fn(sde), 20000, hbar, 1000, de.make_generator(0), dim=1,
+                  method=method, dtype=torch.float64)
+    v, se = var_se(x[:, 0])
+    target = float(GAUSS.marginal(1e-3, sde)[1][0, 0, 0])
+    assert abs(float(v) - target) < 5 * float(se) + 0.03 * target, (method, float(v), target)
+
+
+@pytest.mark.parametrize("method", ["ancestral", "reverse_diffusion", "euler_maruyama"])
+def test_samplers_recover_gaussian_data_ve(method):
+    sde = de.VESDE(0.01, 10.0)
+    x = de.sample(sde, GAUSS.score_fn(sde), 20000, 1.0, 1000, de.make_generator(1), dim=1,
+                  method=method, dtype=torch.float64)
+    v, se = var_se(x[:, 0])
+    assert abs(float(v) - 0.04) < 5 * float(se) + 0.03 * 0.04, (method, float(v))
+
+
+def test_energy_distance_detects_difference():
+    a = torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    b = torch.randn(500, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert abs(energy_distance(a, b)) < 0.02
+    assert energy_distance(a, b + 1.0) > 0.5
+    with pytest.raises(ValueError, match="same dimension"):
+        energy_distance(a, b[:, :1])
+
+
+def test_sample_path_and_reproducibility():
+    sde = de.VPSDE(de.Linear())
+    score = lambda x, t: -x
+    p = de.sample(sde, score, 10, 0.3, 20, de.make_generator(2), return_path=True)
+    assert p.shape == (21, 10, 2)
+    assert torch.equal(p[-1], de.sample(sde, score, 10, 0.3, 20, de.make_generator(2)))
+
+
+def test_sample_bad_input():
+    sde = de.VPSDE(de.Linear())
+    score = lambda x, t: -x
+    with pytest.raises(ValueError, match="method"):
+        de.sample(sde, score, 10, method="ddim")
+    with pytest.raises(ValueError, match="hbar must be 1"):
+        de.sample(sde, score, 10, 0.5, method="ancestral")
+    with pytest.raises(ValueError, match="hbar"):
+        de.sample(sde, score, 10, -1.0)
+    with pytest.raises(ValueError, match="return_path"):
+        de.sample(sde, score, 10, method="pc", return_path=True)
+    with pytest.raises(TypeError, match="score"):
+        de.sample(sde, None, 10)
+    with pytest.raises(TypeError, match="sde"):
+        de.sample("vp", score, 10)
+    with pytest.raises(TypeError, match="VPSDE and VESDE"):
+        de.sample(de.SubVPSDE(de.Linear()), score, 10, method="ancestral")
+    with pytest.raises(ValueError, match="shape"):
+        de.sample(sde, lambda x, t: x[:, :1], 10, method="reverse_diffusion")
+    with pytest.raises(ValueError, match="t_min"):
+        de.sample(sde, score, 10, t_min=1.0)
