@@ -135,3 +135,28 @@ def sample(sde: SDE, score, n: int, hbar: float = 1.0, steps: int = 1000, genera
     if method == "reverse_diffusion":
         return reverse_diffusion(sde, score, x, tl, generator)
     return pc(sde, score, x, tl, generator, **options)
+
+
+def w2_trial(model, data: str, hbar: float, trial: int, *, n: int = 2000, steps: int = 1000) -> float:
+    r"""One trial of sample quality against :math:`\hbar` (Chapter 4; the paper's Fig. 4 setting).
+
+    ``n`` samples of the shipped ``model`` (with ``model.sde``) by ``steps`` reverse
+    Euler–Maruyama steps of the :math:`\hbar` sampler, against ``n`` fresh points of the data set
+    ``data``, by the squared W2 distance of exact optimal transport.  Trial ``k`` uses the same
+    prior draws, Brownian increments (seed ``1000 + k``) and data (seed ``2000 + k``) for every
+    ``hbar``, so values at different ``hbar`` are paired.
+    """
+    from .data import DATASETS
+    from .device import make_generator
+    from .solvers import brownian_increments
+    from .stats import squared_w2
+
+    _checks.choice(data, "data", DATASETS)
+    sde = model.sde
+    gen = make_generator(1000 + _checks.positive_int(trial, "trial", low=0))
+    x_T = sde.prior_sample(_checks.positive_int(n, "n", low=2), 2, gen, dtype=torch.float64)
+    ts = time_grid(sde.T, sde.t_min, steps)
+    dw = brownian_increments(ts, n, 2, gen)
+    x = euler_maruyama(sde.reverse(model, hbar), x_T, ts, dw=dw)
+    y = DATASETS[data](n, make_generator(2000 + trial), dtype=torch.float64)
+    return squared_w2(x, y)

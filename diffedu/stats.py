@@ -82,3 +82,21 @@ def energy_distance(x, y) -> float:
     dxx = torch.cdist(x, x).sum() / (n * (n - 1))
     dyy = torch.cdist(y, y).sum() / (m * (m - 1))
     return float(2 * dxy - dxx - dyy)
+
+
+def squared_w2(x, y) -> float:
+    r"""Squared 2-Wasserstein distance between two equal-size empirical samples ``(n, d)``.
+
+    Exact optimal transport: with uniform weights and equal sizes the optimal plan is a
+    permutation, found by the Hungarian algorithm on the squared-distance cost.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    for name, v in (("x", x), ("y", y)):
+        if not isinstance(v, torch.Tensor) or v.dim() != 2:
+            raise ValueError(f"{name} must be a tensor of shape (n, d)")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape (equal-size samples), got {tuple(x.shape)} and {tuple(y.shape)}")
+    cost = torch.cdist(x.double(), y.double()) ** 2
+    rows, cols = linear_sum_assignment(cost.cpu().numpy())
+    return float(cost[torch.as_tensor(rows), torch.as_tensor(cols)].mean())

@@ -232,3 +232,78 @@ def score_explorer(t: float = 0.1, *, schedule: str = "linear"):
         display(fig)
     slider.observe(redraw, names="value")
     return w.VBox([slider, out])
+
+
+# --- the hbar family (Chapter 4) ----------------------------------------------------------------
+HBAR_FRAMES = tuple(round(0.1 * k, 1) for k in range(11))   #: the frames of the static version
+
+
+def hbar_paths(hbar: float = 0.0, *, data: str = "swiss_roll", schedule: str = "simple", n: int = 1000,
+               steps: int = 200, seed: int = 0):
+    r"""Samples of the shipped model's :math:`\hbar` sampler from fixed :math:`x_T` and fixed noise.
+
+    Returns ``(ts, path)`` with ``path`` of shape ``(steps + 1, n, 2)``; for every ``hbar`` the
+    same prior draws and the same Brownian increments are used, so frames differ only by hbar.
+    """
+    from .nets import load_pretrained
+    from .solvers import brownian_increments
+
+    hbar = _checks.real(hbar, "hbar", low=0.0)
+    model = load_pretrained(data, schedule)
+    sde = model.sde
+    gen = make_generator(seed)
+    x_T = sde.prior_sample(n, 2, gen, dtype=torch.float64)
+    ts = time_grid(sde.T, sde.t_min, steps)
+    dw = brownian_increments(ts, n, 2, gen)
+    return ts, euler_maruyama(sde.reverse(model, hbar), x_T, ts, dw=dw, return_path=True)
+
+
+def hbar_frame(hbar: float = 0.0, *, data: str = "swiss_roll", schedule: str = "simple", n: int = 1000,
+               steps: int = 200, seed: int = 0, paths: int = 5):
+    """One frame of :func:`hbar_explorer`: trajectories from the same x_T and the final samples."""
+    from .data import DATASETS
+
+    ts, path = hbar_paths(hbar, data=data, schedule=schedule, n=n, steps=steps, seed=seed)
+    paths = _checks.positive_int(paths, "paths")
+    fig, axes = new_figure(ncols=2, width=4.0, height=4.0)
+    ax = axes[0, 0]
+    for i in range(min(paths, n)):
+        ax.plot(path[:, i, 0], path[:, i, 1], lw=0.8)
+        ax.plot(path[0, i, 0], path[0, i, 1], "o", ms=3, color="gray")
+        ax.plot(path[-1, i, 0], path[-1, i, 1], "*", ms=6, color="black")
+    ax.set_title(f"trajectories, $\\hbar$ = {hbar:.1f}")
+    ax = axes[0, 1]
+    ref = DATASETS[data](n, make_generator(seed + 1))
+    ax.scatter(ref[:, 0], ref[:, 1], s=1, color=COLORS["data"], alpha=0.4, label="data")
+    ax.scatter(path[-1, :, 0], path[-1, :, 1], s=1, color=COLORS["milstein"], label="samples")
+    ax.legend(markerscale=5, loc="upper right", fontsize=8)
+    ax.set_title(f"samples at $t_{{\\min}}$, $\\hbar$ = {hbar:.1f}")
+    for a in axes[0]:
+        a.set_xlim(-2.6, 2.6); a.set_ylim(-2.6, 2.6); a.set_aspect("equal")
+    return fig
+
+
+def hbar_explorer(hbar: float = 0.0, *, data: str = "swiss_roll", schedule: str = "simple", n: int = 1000,
+                  steps: int = 200):
+    """Slide hbar from 0 (probability-flow ODE) to 2: trajectories from the same x_T and the samples.
+
+    Static (``DIFFEDU_STATIC=1``): the frame at ``hbar``.  Live: an ipywidgets slider.
+    """
+    fig = hbar_frame(hbar, data=data, schedule=schedule, n=n, steps=steps)
+    if is_static():
+        return fig
+    import ipywidgets as w
+    from IPython.display import display
+
+    slider = w.FloatSlider(value=hbar, min=0.0, max=2.0, step=0.1, description="ħ")
+    out = w.Output()
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            display(hbar_frame(slider.value, data=data, schedule=schedule, n=n, steps=steps))
+
+    with out:
+        display(fig)
+    slider.observe(redraw, names="value")
+    return w.VBox([slider, out])

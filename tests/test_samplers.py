@@ -67,3 +67,25 @@ def test_sample_bad_input():
         de.sample(sde, lambda x, t: x[:, :1], 10, method="reverse_diffusion")
     with pytest.raises(ValueError, match="t_min"):
         de.sample(sde, score, 10, t_min=1.0)
+
+
+def test_squared_w2_exact_cases():
+    from diffedu.stats import squared_w2
+
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    perm = x[[2, 0, 1]]
+    assert squared_w2(x, perm) == pytest.approx(0.0)
+    assert squared_w2(x, x + torch.tensor([3.0, 4.0], dtype=torch.float64)) == pytest.approx(25.0)
+    with pytest.raises(ValueError, match="same shape"):
+        squared_w2(x, x[:2])
+
+
+def test_w2_trial_is_paired_and_reproducible():
+    from diffedu.samplers import w2_trial
+
+    m = de.load_pretrained("swiss_roll", "simple")
+    a = w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50)
+    assert a == w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50)
+    assert a != w2_trial(m, "swiss_roll", 0.1, 1, n=200, steps=50)
+    with pytest.raises(ValueError, match="data"):
+        w2_trial(m, "mnist", 0.1, 0)

@@ -1,4 +1,5 @@
 import pytest
+import torch
 from matplotlib.figure import Figure
 
 from diffedu import widgets
@@ -86,3 +87,20 @@ def test_score_explorer(monkeypatch):
     assert isinstance(widgets.score_explorer(), Figure)
     with pytest.raises(ValueError, match="t must lie"):
         widgets.score_frame(1.5)
+
+
+def test_hbar_explorer(monkeypatch):
+    import ipywidgets
+
+    ts, path = widgets.hbar_paths(0.0, n=50, steps=20)
+    ts2, path2 = widgets.hbar_paths(1.0, n=50, steps=20)
+    assert path.shape == (21, 50, 2) and torch.equal(path[0], path2[0])     # same x_T for every hbar
+    assert isinstance(widgets.hbar_frame(0.5, n=50, steps=20), Figure)
+    box = widgets.hbar_explorer(n=50, steps=20)
+    assert isinstance(box, ipywidgets.VBox)
+    box.children[0].value = 1.5
+    monkeypatch.setenv("DIFFEDU_STATIC", "1")
+    assert isinstance(widgets.hbar_explorer(n=50, steps=20), Figure)
+    assert widgets.HBAR_FRAMES == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    with pytest.raises(ValueError, match="hbar"):
+        widgets.hbar_paths(-0.1)

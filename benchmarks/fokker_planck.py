@@ -1,7 +1,7 @@
 """Speed and accuracy of diffedu.fokker_planck.solve (a benchmark, not a test).
 
 Targets (issue: Chapter 2): 1-D grid of 1000 cells over the VP SDE on [0, 1] in < 1 s;
-2-D 256 x 256 in < 30 s on a CPU.  Run: .venv/bin/python scripts/benchmark_fokker_planck.py
+2-D 256 x 256 in < 30 s on a CPU.  Run: .venv/bin/python benchmarks/fokker_planck.py
 """
 
 import time

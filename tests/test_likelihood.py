@@ -1,0 +1,97 @@
+import math
+
+import pytest
+import torch
+
+import diffedu as de
+from diffedu.likelihood import log_likelihood
+from diffedu.stats import mean_se
+
+MIX2 = de.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.3]], [0.3, 0.4])
+SDE = de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-3)
+
+
+def test_matches_exact_log_density_2d():
+    x = MIX2.sample(300, de.make_generator(0), dtype=torch.float64)
+    r = log_likelihood(SDE, MIX2.score_fn(SDE), x, prior_logp=lambda z: MIX2.log_prob(z, SDE.T, SDE),
+                       rtol=1e-6, atol=1e-6)
+    assert float((r.logp - MIX2.log_prob(x, SDE.t_min, SDE)).abs().max()) < 1e-4
+    assert not bool(r.excluded.any()) and r.nfe > 7
+
+
+def test_matches_exact_log_density_1d_cosine():
+    mix = de.GaussianMixture([0.5, 0.5], [[-1.0], [1.2]], [0.3, 0.2])
+    sde = de.paper_sde("cosine")
+    x = mix.sample(200, de.make_generator(1), dtype=torch.float64)
+    r = log_likelihood(sde, mix.score_fn(sde), x, prior_logp=lambda z: mix.log_prob(z, sde.T, sde),
+                       rtol=1e-6, atol=1e-6)
+    assert float((r.logp - mix.log_prob(x, sde.t_min, sde)).abs().max()) < 1e-4
+
+
+def test_gaussian_closed_form_with_standard_prior():
+    """N(0, v0) data: the PF-ODE map is linear, x_T = x0 sqrt(v_T / v_tmin), so
+    log q(x0) = log pi(x0 sqrt(v_T/v_tmin)) + (d/2) log(v_T / v_tmin)."""
+    v0 = 0.25
+    g = de.GaussianMixture([1.0], [[0.0, 0.0]], [math.sqrt(v0)])
+    x = g.sample(100, de.make_generator(2), dtype=torch.float64)
+    r = log_likelihood(SDE, g.score_fn(SDE), x)
+    v = lambda t: float(g.marginal(t, SDE)[1][0, 0, 0])
+    ratio = v(SDE.T) / v(SDE.t_min)
+    expected = SDE.prior_logp(x * math.sqrt(ratio)) + math.log(ratio)
+    assert torch.allclose(r.logp, expected, atol=1e-4)
+
+
+def test_hutchinson_is_unbiased():
+    x = torch.tensor([[0.4, -0.2]], dtype=torch.float64).repeat(1000, 1)
+    exact = log_likelihood(SDE, MIX2.score_fn(SDE), x[:1]).logp[0]
+    r = log_likelihood(SDE, MIX2.score_fn(SDE), x, divergence="hutchinson", generator=de.make_generator(3))
+    m, se = mean_se(r.logp)
+    assert float(se) > 1e-4                               # the estimator is genuinely random
+    assert abs(float(m - exact)) < 5 * float(se)
+
+
+def test_box_exclusion_is_reported():
+    ve = de.VESDE(0.01, 5.0, t_min=1e-3)
+    g = de.GaussianMixture([1.0], [[0.0]], [0.2])
+    x = torch.tensor([[0.01], [0.9]], dtype=torch.float64)     # the PF map scales x by about 25
+    r = log_likelihood(ve, g.score_fn(ve), x, box=1.0)
+    assert r.excluded.tolist() == [False, True]
+    assert bool(torch.isfinite(r.logp[0]))
+    assert bool(torch.isnan(r.logp[r.excluded]).all())
+    r2 = log_likelihood(ve, g.score_fn(ve), x, box=None)
+    assert not bool(r2.excluded.any()) and bool(torch.isfinite(r2.logp).all())
+
+
+def test_nll_and_se_properties():
+    x = MIX2.sample(50, de.make_generator(4), dtype=torch.float64)
+    r = log_likelihood(SDE, MIX2.score_fn(SDE), x)
+    assert r.nll == pytest.approx(float(-r.logp.mean()))
+    assert r.nll_se == pytest.approx(float(r.logp.std() / math.sqrt(50)))
+
+
+def test_pretrained_nll_close_to_paper():
+    m = de.load_pretrained("swiss_roll", "simple")
+    x = de.swiss_roll(1000, de.make_generator(5))
+    r = log_likelihood(m.sde, m, x)
+    assert abs(r.nll - 1.39) < 0.1                      # the paper's Table 1: 1.39 +- 0.05
+
+
+def test_bad_input():
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    s = MIX2.score_fn(SDE)
+    with pytest.raises(ValueError, match="outside the box"):
+        log_likelihood(SDE, s, x + 6.0)
+    with pytest.raises(ValueError, match="divergence"):
+        log_likelihood(SDE, s, x, divergence="trace")
+    with pytest.raises(ValueError, match="rtol"):
+        log_likelihood(SDE, s, x, rtol=0.0)
+    with pytest.raises(ValueError, match="t_min must be smaller"):
+        log_likelihood(SDE, s, x, t_min=0.5, T=0.4)
+    with pytest.raises(TypeError, match="noise g"):
+        log_likelihood(de.GeometricBrownianMotion(), s, x)
+    with pytest.raises(TypeError, match="score"):
+        log_likelihood(SDE, None, x)
+    with pytest.raises(ValueError, match="score"):
+        log_likelihood(SDE, lambda z, t: z[:, :1], x)
+    with pytest.raises(TypeError, match="generator"):
+        log_likelihood(SDE, s, x, divergence="hutchinson", generator=3)
