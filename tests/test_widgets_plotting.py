@@ -104,3 +104,18 @@ def test_hbar_explorer(monkeypatch):
     assert widgets.HBAR_FRAMES == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     with pytest.raises(ValueError, match="hbar"):
         widgets.hbar_paths(-0.1)
+
+
+def test_classical_explorer(monkeypatch):
+    import ipywidgets
+
+    ts, ens, cl = widgets.classical_paths(0.01, paths=5, steps=20)
+    assert ens.shape == (21, 5, 2) and cl.shape == (21, 1, 2)
+    assert torch.equal(ens[0], cl[0].repeat(5, 1))
+    box = widgets.classical_explorer(0.01, paths=5, steps=20)
+    assert isinstance(box, ipywidgets.VBox)
+    box.children[0].value = 0.1
+    monkeypatch.setenv("DIFFEDU_STATIC", "1")
+    assert isinstance(widgets.classical_explorer(0.01, paths=5, steps=20), Figure)
+    with pytest.raises(ValueError, match="paths"):
+        widgets.classical_paths(0.1, paths=0)
