@@ -10,13 +10,14 @@ STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book
 PIP_QUIET := -q
 
-.PHONY: help venv book test unit notebooks site-check weights strip lab clean clean-all
+.PHONY: help venv book test unit notebooks site-check weights student strip lab clean clean-all
 
 help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
 	@echo "make test   unit tests + every notebook through nbval + the book build"
 	@echo "make lab    JupyterLab on the notebooks"
 	@echo "make strip  clear notebook outputs before committing"
+	@echo "make student  the student edition of the notebooks (_build/student, with a zip)"
 	@echo "make weights  retrain the shipped score models (about 10 min)"
 	@echo "make clean  remove _build"
 
@@ -52,6 +53,10 @@ test: unit notebooks book site-check
 weights: $(STAMP)
 	$(BIN)/python scripts/train_weights.py --only swiss_roll_simple swiss_roll_cosine & pid=$$!; \
 	$(BIN)/python scripts/train_weights.py --only gaussian_grid_simple gaussian_grid_cosine && wait $$pid
+
+# The student edition: solutions replaced by stubs, checks kept (into _build/student, with a zip).
+student: $(STAMP)
+	$(BIN)/python scripts/make_student.py
 
 strip: $(STAMP)
 	$(BIN)/python scripts/strip_notebooks.py

@@ -13,7 +13,7 @@ from .data import GaussianMixture, gaussian_grid, gaussian_grid_mixture, swiss_r
 from .nets import ScoreMLP, load_pretrained, paper_sde
 from .samplers import sample
 from .train import train_dsm
-from . import fokker_planck, samplers, stats, train
+from . import checks, fokker_planck, samplers, stats, train
 
 __version__ = "0.1.0"
 
@@ -25,5 +25,5 @@ __all__ = [
     "euler_maruyama", "milstein", "heun", "brownian_increments", "coarsen", "time_grid",
     "GaussianMixture", "swiss_roll", "gaussian_grid", "gaussian_grid_mixture",
     "ScoreMLP", "load_pretrained", "paper_sde", "train_dsm", "sample",
-    "fokker_planck", "samplers", "stats", "train",
+    "checks", "fokker_planck", "samplers", "stats", "train",
 ]

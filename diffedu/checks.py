@@ -1,0 +1,379 @@
+r"""Answer checks for the exercises (homework).
+
+Each ``check_*`` function verifies one exercise's answer against a reference that it computes
+itself — from :mod:`diffedu` or a closed form — and never prints or returns that reference.
+On success it prints a one-line confirmation and returns ``True``; on a wrong answer it raises
+``AssertionError`` with a hint; on an answer of the wrong kind or shape it raises
+``TypeError``/``ValueError`` saying what was expected.  Tolerances are generous enough for any
+correct method and seed (at least five Monte-Carlo standard errors).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import _checks
+
+_SEED = 97531
+
+
+def _ok(message: str) -> bool:
+    print(f"✔ correct: {message}")
+    return True
+
+
+def _fail(message: str, hint: str):
+    raise AssertionError(f"✘ {message}\n  Hint: {hint}")
+
+
+def _number(value, name: str) -> float:
+    try:
+        return _checks.real(value, name)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{name} must be a single finite number: {err}") from None
+
+
+def _tensor(value, name: str, shape=None) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(value.shape)}")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return value.detach().to("cpu", torch.float64)
+
+
+def _function(value, name: str, signature: str):
+    if not callable(value):
+        raise TypeError(f"{name} must be a function {signature}, got {type(value).__name__}")
+    return value
+
+
+def _mean_se(x):
+    return float(x.mean()), float(x.std() / math.sqrt(x.numel()))
+
+
+# --- Chapter 1 ------------------------------------------------------------------------------------
+def check_ito_w3(lhs, rhs, *, steps: int = 4096, T: float = 1.0) -> bool:
+    r"""Exercise ``ex-ito-w3``: the left-point sums of :math:`\int w^2\,dw` and :math:`w^3/3 - \int w\,dt`."""
+    lhs = _tensor(lhs, "lhs")
+    rhs = _tensor(rhs, "rhs", lhs.shape)
+    if lhs.dim() != 1 or lhs.numel() < 100:
+        raise ValueError("lhs and rhs must be 1-D tensors with one value per path (at least 100 paths)")
+    rms = float(((lhs - rhs) ** 2).mean().sqrt())
+    if rms > 2 * T * math.sqrt(T / steps):
+        _fail(f"lhs and rhs differ by {rms:.3g} (root mean square), more than the discretisation allows",
+              "use the LEFT point w_k in both sums, and the identity d(w^3) = 3 w^2 dw + 3 w dt.")
+    m2, se = _mean_se(lhs**2)          # Ito isometry: E[(int w^2 dw)^2] = int E[w^4] dt = T^3
+    if abs(m2 - T**3) > 5 * se + 0.02:
+        _fail("the values of lhs do not have the variance of an Ito integral of w^2",
+              "lhs should be sum_k w_k^2 (w_{k+1} - w_k) over Brownian paths on [0, T].")
+    return _ok("the two sides agree path by path, and lhs has the Ito-isometry variance")
+
+
+def check_em_stationary_variance(x_em, *, theta: float = 1.0, sigma: float = 1.0, dt: float = 0.5) -> bool:
+    """Exercise ``ex-em-stationary``: long Euler–Maruyama runs of the OU process with a coarse step."""
+    x = _tensor(x_em, "x_em")
+    if x.dim() != 1 or x.numel() < 1000:
+        raise ValueError("x_em must be a 1-D tensor of final values (at least 1000 chains)")
+    n = x.numel()
+    v = float(x.var())
+    se = v * math.sqrt(2 / (n - 1))
+    if abs(v - sigma**2 / (theta * (2 - theta * dt))) > 5 * se:
+        if abs(v - sigma**2 / (2 * theta)) < 5 * se:
+            _fail("the variance matches the EXACT OU process, not Euler–Maruyama with this step",
+                  "step the recursion x <- (1 - theta dt) x + sigma sqrt(dt) z with dt = 0.5.")
+        _fail(f"the sample variance {v:.4f} is not Euler–Maruyama's stationary variance",
+              "solve V = (1 - theta dt)^2 V + sigma^2 dt for V, and run the chains long enough to forget x_0.")
+    return _ok("the chains have Euler–Maruyama's (inflated) stationary variance")
+
+
+def check_heun_stratonovich(heun_plain, *, mu: float = 1.5, sigma: float = 1.0) -> bool:
+    """Exercise ``ex-heun-strat``: ``heun_plain(x0, dw, dt, mu, sigma)`` converges to the Stratonovich solution."""
+    fn = _function(heun_plain, "heun_plain", "heun_plain(x0, dw, dt, mu, sigma) -> X_N")
+    from .device import make_generator
+    from .solvers import brownian_increments, time_grid
+
+    M, N = 2000, 2**9
+    dw = brownian_increments(time_grid(0.0, 1.0, N), M, 1, make_generator(_SEED))
+    x0 = torch.ones(M, 1, dtype=torch.float64)
+    X = fn(x0, dw, 1.0 / N, mu, sigma)
+    X = _tensor(X, "heun_plain(...)", (M, 1))
+    w = dw.sum(0)
+    strat = torch.exp(mu + sigma * w)
+    ito = torch.exp(mu - 0.5 * sigma**2 + sigma * w)
+    err_s, err_i = float((X - strat).abs().mean()), float((X - ito).abs().mean())
+    if err_s > 0.05:
+        hint = ("your result matches the Ito solution: did you subtract g g'/2 from the drift? The plain scheme must not."
+                if err_i < 0.05 else "average f and g at x_k and at the predictor x~, as in the trapezoid rule.")
+        _fail("the plain Heun scheme should converge to X_0 exp(mu T + sigma w_T)", hint)
+    return _ok("plain stochastic Heun converges to the Stratonovich solution")
+
+
+def check_perrin_budget(K_needed, rel_errors) -> bool:
+    """Exercise ``ex-perrin-budget``: the number of squared displacements for a 1 % measurement."""
+    K = _number(K_needed, "K_needed")
+    if abs(K - 2 / 0.01**2) > 0.5:
+        _fail("K_needed is not the number of components for a 1 % standard error",
+              "the relative standard error of the mean of K chi-square(1) variables is sqrt(2 / K).")
+    r = _tensor(rel_errors, "rel_errors")
+    if r.dim() != 1 or r.numel() < 100:
+        raise ValueError("rel_errors must be a 1-D tensor of at least 100 repetitions")
+    sd = float(r.std())
+    if abs(sd - 0.01) > 5 * sd / math.sqrt(2 * (r.numel() - 1)):
+        _fail(f"the spread of rel_errors is {sd:.4f}, not 1 %",
+              "each repetition must average K_needed squared standard normals and subtract 1.")
+    return _ok("K = 20 000 components give a 1 % measurement of N_A")
+
+
+# --- Chapter 2 ------------------------------------------------------------------------------------
+def check_fp_ou_stationary(p_final, grid, *, theta: float = 2.0, sigma: float = 1.0, mu: float = 0.5) -> bool:
+    """Exercise ``ex-fp-ou``: the density after a long OU evolution is the stationary law."""
+    from .fokker_planck import Grid
+
+    if not isinstance(grid, Grid) or grid.dim != 1:
+        raise TypeError("grid must be the 1-D diffedu.fokker_planck.Grid used in the notebook")
+    p = _tensor(p_final, "p_final", grid.shape)
+    x = grid.axes[0].cpu()
+    var = sigma**2 / (2 * theta)
+    target = torch.exp(-(x - mu) ** 2 / (2 * var)) / math.sqrt(2 * math.pi * var)
+    err = float((p - target).abs().sum() * grid.h[0])
+    if err > 2e-3:
+        _fail(f"p_final is {err:.3g} away (in L1) from the stationary law",
+              "solve with de.OrnsteinUhlenbeck(theta=2, sigma=1, mu=0.5, T=4) up to t = 4; J = 0 gives N(mu, sigma^2/(2 theta)).")
+    return _ok("the density has relaxed to the stationary Gaussian")
+
+
+def check_fv_rhs(fv_rhs) -> bool:
+    """Exercise ``ex-fv-mass``: a mass-conserving upwind finite-volume right-hand side."""
+    fn = _function(fv_rhs, "fv_rhs", "fv_rhs(p, v, D, h) -> dp/dt")
+    gen = torch.Generator().manual_seed(_SEED)
+    p, v = torch.rand(40, generator=gen, dtype=torch.float64), torch.randn(39, generator=gen, dtype=torch.float64)
+    out = _tensor(fn(p, v, 0.4, 0.1), "fv_rhs(...)", (40,))
+    if abs(float(out.sum())) > 1e-10:
+        _fail("the total mass changes: sum of dp/dt is not zero",
+              "compute one current per interior face and set the two wall currents to zero; dp_i/dt = -(J_{i+1/2} - J_{i-1/2})/h.")
+    res = []
+    for n in (200, 400):
+        x = -5.0 + (torch.arange(n, dtype=torch.float64) + 0.5) * (10.0 / n)
+        faces = (x[1:] + x[:-1]) / 2
+        res.append(float(_tensor(fn(torch.exp(-x**2), -faces, 0.5, 10.0 / n), "fv_rhs(...)", (n,)).abs().max()))
+    if not (res[0] < 0.1 and 1.5 < res[0] / res[1] < 2.6):
+        _fail("the stationary density exp(-x^2) is not (nearly) stationary for your scheme",
+              "check the signs: drift flux v+ p_i - v- p_{i+1}, diffusive flux -D (p_{i+1} - p_i)/h.")
+    return _ok("mass is conserved exactly and the residual is first order in h")
+
+
+def check_ve_snr_time(t_half, *, sigma_min: float = 0.01, sigma_max: float = 50.0) -> bool:
+    """Exercise ``ex-ve-variance``: the time at which VE's noise variance equals a unit data variance."""
+    t = _number(t_half, "t_half")
+    from .sde import VESDE
+
+    noise = float(VESDE(sigma_min, sigma_max).marginal(min(max(t, 0.0), 1.0))[1]) ** 2
+    if not (0.0 <= t <= 1.0) or abs(noise - 1.0) > 1e-6:
+        _fail("at t_half the noise variance sigma(t)^2 - sigma_min^2 is not 1",
+              "sigma(t) = sigma_min (sigma_max / sigma_min)^t; solve sigma(t)^2 - sigma_min^2 = 1 for t.")
+    return _ok("noise variance equals data variance at t_half")
+
+
+def check_subvp_gap_time(t_star) -> bool:
+    """Exercise ``ex-subvp-gap``: where sub-VP's variance falls furthest below VP's (linear 0.1-20)."""
+    t = _number(t_star, "t_star")
+    from .schedules import Linear
+
+    B = float(Linear(0.1, 20.0).beta_integral(min(max(t, 0.0), 1.0)))
+    if abs(B - math.log(2)) > 1e-6:
+        _fail("the integral of beta up to t_star is not where the gap e^{-B} - e^{-2B} is largest",
+              "maximise u - u^2 over u = e^{-B}, then solve 0.1 t + 9.95 t^2 = B.")
+    return _ok("the gap is largest (= 1/4) at t_star")
+
+
+# --- Chapter 3 ------------------------------------------------------------------------------------
+def _vp():
+    from .schedules import Linear
+    from .sde import VPSDE
+
+    return VPSDE(Linear(0.1, 20.0), t_min=1e-3)
+
+
+def check_reverse_drift_gaussian(reverse_drift) -> bool:
+    """Exercise ``ex-reverse-gaussian``: the reverse drift of N(0, 0.04) data under the linear VP SDE."""
+    fn = _function(reverse_drift, "reverse_drift", "reverse_drift(x, t) -> tensor (n, 1)")
+    from .data import GaussianMixture
+
+    vp = _vp()
+    gauss = GaussianMixture([1.0], [[0.0]], [0.2])
+    x = torch.linspace(-1, 1, 9, dtype=torch.float64)[:, None]
+    for t in (0.05, 0.4, 0.9):
+        out = _tensor(fn(x, t), "reverse_drift(x, t)", (9, 1))
+        if not torch.allclose(out, vp.reverse(gauss.score_fn(vp), 1.0).drift(x, t), atol=1e-8):
+            _fail(f"the drift is wrong at t = {t}", "F = f - g^2 grad log p_t with grad log p_t = -x / v_t, v_t = alpha^2 v0 + sigma^2.")
+    return _ok("the reverse drift is f - g^2 times the Gaussian score")
+
+
+def check_tweedie(denoise) -> bool:
+    """Exercise ``ex-tweedie``: the posterior mean E[x0 | x_t] for the three-Gaussian mixture."""
+    fn = _function(denoise, "denoise", "denoise(x, t) -> tensor (n, 2)")
+    from .widgets import SCORE_DATA
+
+    vp = _vp()
+    gen = torch.Generator().manual_seed(_SEED)
+    x0 = SCORE_DATA.sample(200000, gen, dtype=torch.float64)
+    for t, probe in ((0.2, [0.3, -0.2]), (0.5, [-0.8, 0.9])):
+        alpha, sigma = (float(v) for v in vp.marginal(t))
+        xt = torch.tensor([probe], dtype=torch.float64)
+        w = torch.softmax(-((xt - alpha * x0) ** 2).sum(1) / (2 * sigma**2), 0)
+        post = (w[:, None] * x0).sum(0)
+        se = ((w[:, None] * (x0 - post) ** 2).sum(0) * float((w**2).sum())).sqrt()
+        est = _tensor(fn(xt, t), "denoise(x, t)", (1, 2))[0]
+        if bool(((est - post).abs() > 5 * se + 1e-3).any()):
+            _fail(f"denoise is not the posterior mean at t = {t}",
+                  "Tweedie: E[x0 | x_t] = (x_t + sigma^2 grad log p_t(x_t)) / alpha.")
+    return _ok("denoise(x, t) is the posterior mean E[x0 | x_t]")
+
+
+def check_dsm_floor(floor) -> bool:
+    """Exercise ``ex-dsm-floor``: the denoising loss of the exact score, N(0, 0.04) data, t = 0.3."""
+    f = _number(floor, "floor")
+    alpha, sigma = (float(v) for v in _vp().marginal(0.3))
+    if abs(f - (1 / sigma**2 - 1 / (alpha**2 * 0.04 + sigma**2))) > 1e-8 * max(1.0, abs(f)):
+        _fail("floor is not E(s* + z/sigma)^2", "expand the square using E[z x_t] = sigma and E[x_t^2] = v_t.")
+    return _ok("the irreducible part of the denoising loss is 1/sigma^2 - 1/v_t")
+
+
+def _score_term_c0():
+    """int g^2/2 E_{p_t} |grad log p_t|^2 dt for Chapter 3's 1-D mixture under the linear VP SDE."""
+    from .data import GaussianMixture
+    from .schedules import Linear
+    from .sde import VPSDE
+
+    mix = GaussianMixture([0.3, 0.7], [[-1.5], [1.0]], [0.3, 0.2])
+    vp = VPSDE(Linear(0.1, 20.0))
+    x = torch.linspace(-6, 6, 1001, dtype=torch.float64)[:, None]
+    h = float(x[1, 0] - x[0, 0])
+    tq = torch.linspace(0.0, 1.0, 201, dtype=torch.float64)
+    vals = [0.5 * float(vp.diffusion(t)) ** 2 * float((mix.score(x, t, vp)[:, 0] ** 2 * mix.log_prob(x, t, vp).exp()).sum() * h)
+            for t in tq.tolist()]
+    return float(torch.trapezoid(torch.tensor(vals), tq))
+
+
+def check_kl_terms(term_09, term_06) -> bool:
+    """Exercise ``ex-kl-terms``: the score term of the KL bound for s = c grad log p_t, c = 0.9 and 0.6."""
+    a, b = _number(term_09, "term_09"), _number(term_06, "term_06")
+    full = _score_term_c0()
+    for c, val, name in ((0.9, a, "term_09"), (0.6, b, "term_06")):
+        if abs(val - (1 - c) ** 2 * full) > 0.01 * (1 - c) ** 2 * full:
+            _fail(f"{name} is not the score term for c = {c}",
+                  "s - grad log p_t = (c - 1) grad log p_t, so the integrand scales with (1 - c)^2.")
+    return _ok("the score term is quadratic in the score error")
+
+
+# --- Chapter 4 ------------------------------------------------------------------------------------
+def check_hbar_gaussian_variance(u_final) -> bool:
+    """Exercise ``ex-hbar-gaussian``: the sampler's variance at t_min for hbar in {0, 0.5, 1, 2}."""
+    if not isinstance(u_final, (list, tuple)) or len(u_final) != 4:
+        raise ValueError("u_final must be a list of 4 numbers (hbar = 0, 0.5, 1, 2)")
+    from .schedules import Linear
+    from .sde import VPSDE
+
+    a, s = (float(v) for v in VPSDE(Linear(0.1, 20.0)).marginal(0.01))
+    target = a**2 * 0.04 + s**2
+    for h, u in zip((0, 0.5, 1, 2), u_final):
+        if abs(_number(u, "u_final[i]") - target) > 1e-6:
+            _fail(f"u(t_min) for hbar = {h} is not the data's variance at t_min",
+                  "integrate du/dt = 2(-beta/2 + (1+hbar) beta/(2 v_t)) u - hbar beta BACKWARDS from u_T = v_T.")
+    return _ok("every hbar returns the same variance")
+
+
+def check_pf_map(x_end) -> bool:
+    """Exercise ``ex-pf-map``: the probability-flow ODE moves x_T to x_T sqrt(v_tmin / v_T)."""
+    x = _tensor(x_end, "x_end", (5, 1))
+    from .schedules import Linear
+    from .sde import VPSDE
+
+    vp = VPSDE(Linear(0.1, 20.0))
+    v = lambda t: (lambda a, s: a**2 * 0.04 + s**2)(*(float(z) for z in vp.marginal(t)))
+    expected = torch.linspace(-2, 2, 5, dtype=torch.float64)[:, None] * math.sqrt(v(0.01) / v(1.0))
+    if not torch.allclose(x, expected, atol=1e-4):
+        _fail("the end points are not the rescaled start points", "hbar = 0, decreasing times from 1 to 0.01, and enough steps.")
+    return _ok("the probability-flow map is a rescaling by sqrt(v_t / v_T)")
+
+
+def check_gaussian_likelihood(logq) -> bool:
+    """Exercise ``ex-likelihood-gaussian``: the closed-form PF-ODE log-likelihood of Gaussian data."""
+    fn = _function(logq, "logq", "logq(x0) -> tensor (n,)")
+    from .data import GaussianMixture
+    from .likelihood import log_likelihood
+    from .schedules import Linear
+    from .sde import VPSDE
+
+    vp = VPSDE(Linear(0.1, 20.0), t_min=0.01)
+    x0 = torch.linspace(-0.6, 0.6, 5, dtype=torch.float64)
+    ref = log_likelihood(vp, GaussianMixture([1.0], [[0.0]], [0.2]).score_fn(vp), x0[:, None], rtol=1e-8, atol=1e-8).logp
+    out = _tensor(fn(x0), "logq(x0)", (5,))
+    if not torch.allclose(out, ref, atol=1e-5):
+        _fail("logq differs from the change-of-variables likelihood",
+              "log q = log pi(x_T) + (1/2) log(v_T / v_tmin) with x_T = x0 sqrt(v_T / v_tmin).")
+    return _ok("your closed form equals the change-of-variables likelihood")
+
+
+def check_hutchinson(est) -> bool:
+    """Exercise ``ex-hutchinson-variance``: Rademacher probes of the exercise's 3 x 3 matrix."""
+    e = _tensor(est, "est")
+    if e.dim() != 1 or e.numel() < 10000:
+        raise ValueError("est must be a 1-D tensor of probe values (at least 10 000)")
+    A = torch.tensor([[1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [0.0, -3.0, 2.0]], dtype=torch.float64)
+    m, se = _mean_se(e)
+    if abs(m - float(torch.trace(A))) > 5 * se:
+        _fail("the probes do not average to the trace", "each probe is eps^T A eps with independent random signs eps.")
+    target_var = float(sum((A[i, j] + A[j, i]) ** 2 for i in range(3) for j in range(i + 1, 3)))
+    v = float(e.var())
+    m4 = float(((e - m) ** 4).mean())
+    if abs(v - target_var) > 5 * math.sqrt(max(m4 - v**2, 1e-12) / e.numel()):
+        _fail("the spread of the probes is not Hutchinson's variance", "did you use +-1 signs (Rademacher), not Gaussians?")
+    return _ok("unbiased, with variance sum_{i<j} (A_ij + A_ji)^2")
+
+
+# --- Chapter 5 ------------------------------------------------------------------------------------
+def check_ou_mean_path_action(A_ito, A_strat, *, theta: float = 2.0, T: float = 1.0) -> bool:
+    """Exercise ``ex-ou-action``: the actions of the OU mean path under the Ito and Stratonovich rules."""
+    a, b = _number(A_ito, "A_ito"), _number(A_strat, "A_strat")
+    if not (0 <= a < 1e-3):
+        _fail("the Ito action of the mean path should be (nearly) zero", "the mean path solves x' = f, so the kinetic term vanishes.")
+    if abs(b + theta * T / 2) > 1e-3:
+        _fail("the Stratonovich action should tend to its Jacobian term", "a * integral of div f with a = 1/2 and div f = -theta.")
+    return _ok("Ito ~ 0, Stratonovich ~ the Jacobian term")
+
+
+def check_jacobian_step(log_jac) -> bool:
+    """Exercise ``ex-jacobian-step``: the exact log-Jacobian of one step, double well, a = 1/2, eps = 0.05."""
+    lj = _tensor(log_jac, "log_jac", (21, 21))
+    xs = torch.linspace(-1.5, 1.5, 21, dtype=torch.float64)
+    xbar = xs[:, None] + 0.5 * (xs[None, :] - xs[:, None])
+    if not torch.allclose(lj, torch.log(1 - 0.5 * 0.05 * (1 - 3 * xbar**2)), atol=1e-10):
+        _fail("log_jac is not log(1 - a eps f'(x_bar))", "rows are x_n, columns x_{n+1}; x_bar = x_n + a (x_{n+1} - x_n).")
+    return _ok("the exact Jacobian, whose first order is -a eps f'")
+
+
+def check_classical_gaussian(mean_path_small) -> bool:
+    """Exercise ``ex-classical-gaussian``: the hbar -> 0 paths follow x_T sqrt(v_t / v_T)."""
+    m = _tensor(mean_path_small, "mean_path_small", (501,))
+    from .solvers import time_grid
+
+    vp = _vp()
+    v = lambda t: (lambda a, s: a**2 * 0.04 + s**2)(*(float(z) for z in vp.marginal(t)))
+    ts = time_grid(1.0, 0.01, 500)
+    classical = torch.tensor([1.5 * math.sqrt(v(t) / v(1.0)) for t in ts.tolist()], dtype=torch.float64)
+    if float((m - classical).abs().max()) > 5e-3:
+        _fail("the mean path is not the probability-flow path", "hbar = 1e-4, start at 1.5, 500 steps from t = 1 down to 0.01.")
+    return _ok("small-hbar paths follow the classical path")
+
+
+def check_hbar_star(hbar_star) -> bool:
+    """Exercise ``ex-hbar-coefficient``: the minimiser of (1 + hbar)^2 / (8 hbar)."""
+    h = _number(hbar_star, "hbar_star")
+    if abs(h - 1.0) > 1e-3:
+        _fail("hbar_star does not minimise the coefficient", "set the derivative (1 + hbar)(hbar - 1) / (8 hbar^2) to zero.")
+    return _ok("the path-KL coefficient is smallest at hbar = 1")

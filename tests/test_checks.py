@@ -1,0 +1,83 @@
+"""diffedu.checks: right answers pass, wrong ones fail with a hint, bad input is rejected clearly.
+
+(The right answers of every exercise also pass inside the chapter notebooks, which nbval runs.)
+"""
+
+import math
+
+import pytest
+import torch
+
+import diffedu as de
+from diffedu import checks
+
+
+def test_passes_print_and_return_true(capsys):
+    assert checks.check_hbar_star(1.0) is True
+    assert checks.check_perrin_budget(20000, 0.01 * torch.randn(400, generator=torch.Generator().manual_seed(0),
+                                                                  dtype=torch.float64)) is True
+    out = capsys.readouterr().out
+    assert out.count("✔") == 2
+
+
+@pytest.mark.parametrize("call", [
+    lambda: checks.check_hbar_star(0.5),
+    lambda: checks.check_subvp_gap_time(0.5),
+    lambda: checks.check_ve_snr_time(0.9),
+    lambda: checks.check_dsm_floor(1.0),
+    lambda: checks.check_kl_terms(0.1, 0.2),
+    lambda: checks.check_ou_mean_path_action(0.5, -1.0),
+    lambda: checks.check_hbar_gaussian_variance([0.04, 0.04, 0.04, 0.04]),
+    lambda: checks.check_jacobian_step(torch.zeros(21, 21, dtype=torch.float64)),
+    lambda: checks.check_pf_map(torch.zeros(5, 1)),
+    lambda: checks.check_reverse_drift_gaussian(lambda x, t: -x),
+    lambda: checks.check_gaussian_likelihood(lambda x: -0.5 * x**2),
+    lambda: checks.check_fv_rhs(lambda p, v, D, h: p * 0 + 1.0),
+    lambda: checks.check_em_stationary_variance(torch.randn(20000, generator=torch.Generator().manual_seed(1),
+                                                            dtype=torch.float64) * math.sqrt(0.5)),
+])
+def test_wrong_answers_fail_with_a_hint(call):
+    with pytest.raises(AssertionError, match="Hint"):
+        call()
+
+
+def test_em_check_recognises_the_exact_process():
+    x = torch.randn(20000, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * math.sqrt(0.5)
+    with pytest.raises(AssertionError, match="EXACT OU"):
+        checks.check_em_stationary_variance(x)
+
+
+def test_heun_check_recognises_the_ito_correction():
+    def corrected(x0, dw, dt, mu, sigma):         # Heun on the Stratonovich drift: the Ito solution
+        x = x0
+        for d in dw:
+            fp = (mu - 0.5 * sigma**2) * x
+            xp = x + fp * dt + sigma * x * d
+            x = x + 0.5 * (fp + (mu - 0.5 * sigma**2) * xp) * dt + 0.5 * sigma * (x + xp) * d
+        return x
+    with pytest.raises(AssertionError, match="Ito solution"):
+        checks.check_heun_stratonovich(corrected)
+
+
+def test_references_are_not_revealed(capsys):
+    with pytest.raises(AssertionError) as err:
+        checks.check_subvp_gap_time(0.5)
+    t_star = (-0.1 + math.sqrt(0.01 + 4 * 9.95 * math.log(2))) / (2 * 9.95)
+    assert f"{t_star:.3f}" not in str(err.value) and f"{t_star:.3f}" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("call, err", [
+    (lambda: checks.check_hbar_star("one"), TypeError),
+    (lambda: checks.check_hbar_star(float("nan")), ValueError),
+    (lambda: checks.check_pf_map(torch.zeros(4, 1)), ValueError),
+    (lambda: checks.check_pf_map([[0.0]] * 5), TypeError),
+    (lambda: checks.check_jacobian_step(torch.full((21, 21), float("nan"))), ValueError),
+    (lambda: checks.check_tweedie(3), TypeError),
+    (lambda: checks.check_hbar_gaussian_variance([0.04]), ValueError),
+    (lambda: checks.check_fp_ou_stationary(torch.zeros(10), "grid"), TypeError),
+    (lambda: checks.check_ito_w3(torch.zeros(5), torch.zeros(5)), ValueError),
+    (lambda: checks.check_hutchinson(torch.zeros(10)), ValueError),
+])
+def test_bad_input_is_rejected_clearly(call, err):
+    with pytest.raises(err):
+        call()
