@@ -23,6 +23,31 @@ SOLVERS = {"euler_maruyama": euler_maruyama, "milstein": milstein, "heun": heun}
 _FINE = 10  # the exact path is drawn on 2**10 steps
 
 
+def _live(frame, controls: dict, rows=None, on_change=None):
+    """Wire ipywidgets ``controls`` (name -> widget) to ``frame(**values)``, a function returning a figure.
+
+    Returns a ``VBox`` of the control rows (lists of names; one row by default) above an
+    ``Output`` that shows the frame for the current values and is redrawn on every change.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    out = w.Output()
+
+    def redraw(*_):
+        if on_change is not None:
+            on_change(controls)
+        with out:
+            out.clear_output(wait=True)
+            display(frame(**{name: c.value for name, c in controls.items()}))
+
+    redraw()
+    for c in controls.values():
+        c.observe(redraw, names="value")
+    rows = rows or [list(controls)]
+    return w.VBox([w.HBox([controls[name] for name in row]) for row in rows] + [out])
+
+
 def is_static() -> bool:
     """True when figures should be static (``DIFFEDU_STATIC=1``, set by ``make book``)."""
     return os.environ.get("DIFFEDU_STATIC", "").strip().lower() in ("1", "true", "yes")
@@ -75,26 +100,13 @@ def solver_explorer(method: str = "euler_maruyama", log2_steps: int = 4, *, n_pa
     Static (``DIFFEDU_STATIC=1``): returns the figure at the given defaults.
     Live: returns an ipywidgets ``VBox`` with a method menu and a step-size slider.
     """
-    fig = solver_figure(method, log2_steps, n_paths=n_paths, seed=seed)
     if is_static():
-        return fig
+        return solver_figure(method, log2_steps, n_paths=n_paths, seed=seed)
     import ipywidgets as w
-    from IPython.display import display
 
-    menu = w.Dropdown(options=list(SOLVERS), value=method, description="method")
-    slider = w.IntSlider(value=log2_steps, min=1, max=_FINE, description="log₂ steps")
-    out = w.Output()
-
-    def redraw(*_):
-        with out:
-            out.clear_output(wait=True)
-            display(solver_figure(menu.value, slider.value, n_paths=n_paths, seed=seed))
-
-    with out:
-        display(fig)
-    menu.observe(redraw, names="value")
-    slider.observe(redraw, names="value")
-    return w.VBox([w.HBox([menu, slider]), out])
+    controls = {"method": w.Dropdown(options=list(SOLVERS), value=method, description="method"),
+                "log2_steps": w.IntSlider(value=log2_steps, min=1, max=_FINE, description="log₂ steps")}
+    return _live(lambda method, log2_steps: solver_figure(method, log2_steps, n_paths=n_paths, seed=seed), controls)
 
 
 # --- noise schedules (Chapter 2) ----------------------------------------------------------------
@@ -151,30 +163,21 @@ def schedule_explorer(kind: str = "linear", beta_min: float = 0.1, beta_max: flo
 
     Static (``DIFFEDU_STATIC=1``): the figure at the given defaults.  Live: ipywidgets.
     """
-    fig = schedule_frame(kind, beta_min, beta_max, t)
     if is_static():
-        return fig
+        return schedule_frame(kind, beta_min, beta_max, t)
     import ipywidgets as w
-    from IPython.display import display
 
-    menu = w.Dropdown(options=list(SCHEDULES), value=kind, description="schedule")
-    bmin = w.FloatSlider(value=beta_min, min=0.0, max=2.0, step=0.05, description="β_min")
-    bmax = w.FloatSlider(value=beta_max, min=1.0, max=40.0, step=0.5, description="β_max")
-    tt = w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t")
-    out = w.Output()
+    controls = {"kind": w.Dropdown(options=list(SCHEDULES), value=kind, description="schedule"),
+                "t": w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t"),
+                "beta_min": w.FloatSlider(value=beta_min, min=0.0, max=2.0, step=0.05, description="β_min"),
+                "beta_max": w.FloatSlider(value=beta_max, min=1.0, max=40.0, step=0.5, description="β_max")}
 
-    def redraw(*_):
-        bmin.disabled = menu.value != "linear"
-        bmax.disabled = menu.value.startswith("cosine")
-        with out:
-            out.clear_output(wait=True)
-            display(schedule_frame(menu.value, bmin.value, max(bmax.value, bmin.value), tt.value))
+    def disable_unused(c):
+        c["beta_min"].disabled = c["kind"].value != "linear"
+        c["beta_max"].disabled = c["kind"].value.startswith("cosine")
 
-    with out:
-        display(fig)
-    for control in (menu, bmin, bmax, tt):
-        control.observe(redraw, names="value")
-    return w.VBox([w.HBox([menu, tt]), w.HBox([bmin, bmax]), out])
+    return _live(lambda kind, t, beta_min, beta_max: schedule_frame(kind, beta_min, max(beta_max, beta_min), t),
+                 controls, rows=[["kind", "t"], ["beta_min", "beta_max"]], on_change=disable_unused)
 
 
 # --- the score field (Chapter 3) ----------------------------------------------------------------
@@ -214,24 +217,12 @@ def score_explorer(t: float = 0.1, *, schedule: str = "linear"):
 
     Static (``DIFFEDU_STATIC=1``): the figure at ``t``.  Live: an ipywidgets slider.
     """
-    fig = score_frame(t, schedule=schedule)
     if is_static():
-        return fig
+        return score_frame(t, schedule=schedule)
     import ipywidgets as w
-    from IPython.display import display
 
-    slider = w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t")
-    out = w.Output()
-
-    def redraw(*_):
-        with out:
-            out.clear_output(wait=True)
-            display(score_frame(slider.value, schedule=schedule))
-
-    with out:
-        display(fig)
-    slider.observe(redraw, names="value")
-    return w.VBox([slider, out])
+    controls = {"t": w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t")}
+    return _live(lambda t: score_frame(t, schedule=schedule), controls)
 
 
 # --- the hbar family (Chapter 4) ----------------------------------------------------------------
@@ -289,24 +280,12 @@ def hbar_explorer(hbar: float = 0.0, *, data: str = "swiss_roll", schedule: str 
 
     Static (``DIFFEDU_STATIC=1``): the frame at ``hbar``.  Live: an ipywidgets slider.
     """
-    fig = hbar_frame(hbar, data=data, schedule=schedule, n=n, steps=steps)
     if is_static():
-        return fig
+        return hbar_frame(hbar, data=data, schedule=schedule, n=n, steps=steps)
     import ipywidgets as w
-    from IPython.display import display
 
-    slider = w.FloatSlider(value=hbar, min=0.0, max=2.0, step=0.1, description="ħ")
-    out = w.Output()
-
-    def redraw(*_):
-        with out:
-            out.clear_output(wait=True)
-            display(hbar_frame(slider.value, data=data, schedule=schedule, n=n, steps=steps))
-
-    with out:
-        display(fig)
-    slider.observe(redraw, names="value")
-    return w.VBox([slider, out])
+    controls = {"hbar": w.FloatSlider(value=hbar, min=0.0, max=2.0, step=0.1, description="ħ")}
+    return _live(lambda hbar: hbar_frame(hbar, data=data, schedule=schedule, n=n, steps=steps), controls)
 
 
 # --- the classical limit (Chapter 5) ------------------------------------------------------------
@@ -352,21 +331,9 @@ def classical_explorer(hbar: float = 0.1, **kwargs):
 
     Static (``DIFFEDU_STATIC=1``): the frame at ``hbar``.  Live: an ipywidgets slider.
     """
-    fig = classical_frame(hbar, **kwargs)
     if is_static():
-        return fig
+        return classical_frame(hbar, **kwargs)
     import ipywidgets as w
-    from IPython.display import display
 
-    slider = w.FloatLogSlider(value=hbar, base=10, min=-3, max=0, step=0.25, description="ħ")
-    out = w.Output()
-
-    def redraw(*_):
-        with out:
-            out.clear_output(wait=True)
-            display(classical_frame(slider.value, **kwargs))
-
-    with out:
-        display(fig)
-    slider.observe(redraw, names="value")
-    return w.VBox([slider, out])
+    controls = {"hbar": w.FloatLogSlider(value=hbar, base=10, min=-3, max=0, step=0.25, description="ħ")}
+    return _live(lambda hbar: classical_frame(hbar, **kwargs), controls)

@@ -82,7 +82,7 @@ def test_score_explorer(monkeypatch):
     assert isinstance(widgets.score_frame(0.0), Figure)
     box = widgets.score_explorer(t=0.2)
     assert isinstance(box, ipywidgets.VBox)
-    box.children[0].value = 0.6
+    box.children[0].children[0].value = 0.6
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
     assert isinstance(widgets.score_explorer(), Figure)
     with pytest.raises(ValueError, match="t must lie"):
@@ -98,7 +98,7 @@ def test_hbar_explorer(monkeypatch):
     assert isinstance(widgets.hbar_frame(0.5, n=50, steps=20), Figure)
     box = widgets.hbar_explorer(n=50, steps=20)
     assert isinstance(box, ipywidgets.VBox)
-    box.children[0].value = 1.5
+    box.children[0].children[0].value = 1.5
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
     assert isinstance(widgets.hbar_explorer(n=50, steps=20), Figure)
     assert widgets.HBAR_FRAMES == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -114,7 +114,7 @@ def test_classical_explorer(monkeypatch):
     assert torch.equal(ens[0], cl[0].repeat(5, 1))
     box = widgets.classical_explorer(0.01, paths=5, steps=20)
     assert isinstance(box, ipywidgets.VBox)
-    box.children[0].value = 0.1
+    box.children[0].children[0].value = 0.1
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
     assert isinstance(widgets.classical_explorer(0.01, paths=5, steps=20), Figure)
     with pytest.raises(ValueError, match="paths"):
