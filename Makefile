@@ -10,12 +10,13 @@ STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book
 PIP_QUIET := -q
 
-.PHONY: help venv book test unit notebooks site-check weights student strip lab clean clean-all
+.PHONY: help venv book test unit notebooks site-check weights student strip serve lab clean clean-all
 
 help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
 	@echo "make test   unit tests + every notebook through nbval + the book build"
 	@echo "make lab    JupyterLab on the notebooks"
+	@echo "make serve  preview the built site on http://127.0.0.1:8000"
 	@echo "make strip  clear notebook outputs before committing"
 	@echo "make student  the student edition of the notebooks (_build/student, with a zip)"
 	@echo "make weights  retrain the shipped score models (about 10 min)"
@@ -60,6 +61,11 @@ student: $(STAMP)
 
 strip: $(STAMP)
 	$(BIN)/python scripts/strip_notebooks.py
+
+# Preview the built site on http://127.0.0.1:8000 (after `make book`).
+serve:
+	@test -f _build/html/index.html || { echo "build the book first: make book"; exit 1; }
+	$(PYTHON) -m http.server 8000 --bind 127.0.0.1 --directory _build/html
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

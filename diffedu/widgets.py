@@ -1,12 +1,17 @@
-"""Interactive figures: a live ipywidgets version in a kernel, a static figure in the web book.
+"""Interactive figures: a live ipywidgets version in a kernel, a kernel-free version in the web book.
 
 The switch is explicit: when the environment variable ``DIFFEDU_STATIC`` is ``1``
-(``make book`` sets it), every explorer returns a plain figure drawn at its default
-settings; otherwise it returns ipywidgets controls wired to a redrawn figure.
+(``make book`` sets it), every explorer returns a :class:`StaticExplorer` — frames
+precomputed over a grid of its control values, switched in the browser by HTML controls
+and inline JavaScript, with no kernel and no CDN; otherwise it returns ipywidgets
+controls wired to a redrawn figure.  Each explorer's ``*_frame`` function is a pure
+function of the control values, so frames can be precomputed.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 
 import torch
@@ -46,6 +51,65 @@ def _live(frame, controls: dict, rows=None, on_change=None):
         c.observe(redraw, names="value")
     rows = rows or [list(controls)]
     return w.VBox([w.HBox([controls[name] for name in row]) for row in rows] + [out])
+
+
+class StaticExplorer:
+    """A kernel-free interactive figure: frames precomputed over a grid of control values,
+    switched by plain HTML controls and a few lines of inline JavaScript (no CDN, no kernel).
+
+    ``frame(**values)`` returns a figure; ``axes`` maps each control name to its list of
+    values (numbers become a range slider, strings a drop-down menu); ``defaults`` picks the
+    frame shown first.  In a notebook the object displays as HTML.
+    """
+
+    _count = 0
+
+    def __init__(self, frame, axes: dict, defaults: dict, labels: dict | None = None, dpi: int = 72):
+        import itertools
+
+        from .plotting import figure_png
+
+        self.axes = {}
+        for name, values in axes.items():
+            values = list(values)
+            if defaults[name] not in values:          # the default is always one of the frames
+                values = sorted(values + [defaults[name]]) if not isinstance(defaults[name], str) else values + [defaults[name]]
+            self.axes[name] = values
+        self.start = {name: self.axes[name].index(defaults[name]) for name in self.axes}
+        self.labels = labels or {}
+        self.frames = {}        # key: the control indices joined by "|"
+        for combo in itertools.product(*(range(len(v)) for v in self.axes.values())):
+            fig = frame(**{name: self.axes[name][i] for name, i in zip(self.axes, combo)})
+            fig.set_dpi(dpi)
+            self.frames["|".join(map(str, combo))] = base64.b64encode(figure_png(fig)).decode("ascii")
+        StaticExplorer._count += 1
+        self.uid = f"diffedu-static-{StaticExplorer._count}"
+
+    def _repr_html_(self) -> str:
+        parts = [f'<div class="diffedu-static-explorer" id="{self.uid}">']
+        for name, values in self.axes.items():
+            label = self.labels.get(name, name)
+            start = self.start[name]
+            if all(isinstance(v, str) for v in values):
+                opts = "".join(f'<option value="{i}"{" selected" if i == start else ""}>{v}</option>'
+                               for i, v in enumerate(values))
+                parts.append(f'<label>{label} <select data-control="{name}">{opts}</select></label> ')
+            else:
+                parts.append(f'<label>{label} <input type="range" data-control="{name}" min="0" max="{len(values) - 1}" '
+                             f'step="1" value="{start}"> <span data-value="{name}">{values[start]}</span></label> ')
+        first = self.frames["|".join(str(self.start[name]) for name in self.axes)]
+        parts.append(f'<br><img class="diffedu-static-frame" alt="interactive figure" src="data:image/png;base64,{first}">')
+        data = json.dumps({"axes": self.axes, "frames": self.frames})
+        parts.append(f'<script type="application/json" class="diffedu-frames">{data}</script>')
+        parts.append("""<script>(function(){
+var root=document.getElementById('%s');var d=JSON.parse(root.querySelector('.diffedu-frames').textContent);
+var img=root.querySelector('img');var names=Object.keys(d.axes);
+function update(){var key=names.map(function(n){var c=root.querySelector('[data-control="'+n+'"]');
+var i=parseInt(c.value);var s=root.querySelector('[data-value="'+n+'"]');if(s){s.textContent=d.axes[n][i];}return String(i);}).join('|');
+img.src='data:image/png;base64,'+d.frames[key];}
+root.querySelectorAll('[data-control]').forEach(function(c){c.addEventListener('input',update);c.addEventListener('change',update);});
+})();</script></div>""" % self.uid)
+        return "".join(parts)
 
 
 def is_static() -> bool:
@@ -101,7 +165,9 @@ def solver_explorer(method: str = "euler_maruyama", log2_steps: int = 4, *, n_pa
     Live: returns an ipywidgets ``VBox`` with a method menu and a step-size slider.
     """
     if is_static():
-        return solver_figure(method, log2_steps, n_paths=n_paths, seed=seed)
+        return StaticExplorer(lambda method, log2_steps: solver_figure(method, log2_steps, n_paths=n_paths, seed=seed),
+                              {"method": list(SOLVERS), "log2_steps": [2, 4, 6, 8, 10]},
+                              {"method": method, "log2_steps": log2_steps}, {"log2_steps": "log₂ steps"})
     import ipywidgets as w
 
     controls = {"method": w.Dropdown(options=list(SOLVERS), value=method, description="method"),
@@ -164,7 +230,9 @@ def schedule_explorer(kind: str = "linear", beta_min: float = 0.1, beta_max: flo
     Static (``DIFFEDU_STATIC=1``): the figure at the given defaults.  Live: ipywidgets.
     """
     if is_static():
-        return schedule_frame(kind, beta_min, beta_max, t)
+        return StaticExplorer(lambda kind, t: schedule_frame(kind, beta_min, beta_max, t),
+                              {"kind": list(SCHEDULES), "t": [0.0, 0.1, 0.3, 0.6, 1.0]},
+                              {"kind": kind, "t": t}, {"kind": "schedule"})
     import ipywidgets as w
 
     controls = {"kind": w.Dropdown(options=list(SCHEDULES), value=kind, description="schedule"),
@@ -218,7 +286,8 @@ def score_explorer(t: float = 0.1, *, schedule: str = "linear"):
     Static (``DIFFEDU_STATIC=1``): the figure at ``t``.  Live: an ipywidgets slider.
     """
     if is_static():
-        return score_frame(t, schedule=schedule)
+        return StaticExplorer(lambda t: score_frame(t, schedule=schedule),
+                              {"t": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]}, {"t": t})
     import ipywidgets as w
 
     controls = {"t": w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t")}
@@ -281,7 +350,8 @@ def hbar_explorer(hbar: float = 0.0, *, data: str = "swiss_roll", schedule: str 
     Static (``DIFFEDU_STATIC=1``): the frame at ``hbar``.  Live: an ipywidgets slider.
     """
     if is_static():
-        return hbar_frame(hbar, data=data, schedule=schedule, n=n, steps=steps)
+        return StaticExplorer(lambda hbar: hbar_frame(hbar, data=data, schedule=schedule, n=n, steps=steps),
+                              {"hbar": list(HBAR_FRAMES)}, {"hbar": hbar}, {"hbar": "ħ"})
     import ipywidgets as w
 
     controls = {"hbar": w.FloatSlider(value=hbar, min=0.0, max=2.0, step=0.1, description="ħ")}
@@ -332,7 +402,9 @@ def classical_explorer(hbar: float = 0.1, **kwargs):
     Static (``DIFFEDU_STATIC=1``): the frame at ``hbar``.  Live: an ipywidgets slider.
     """
     if is_static():
-        return classical_frame(hbar, **kwargs)
+        values = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+        return StaticExplorer(lambda hbar: classical_frame(hbar, **kwargs), {"hbar": values}, {"hbar": hbar},
+                              {"hbar": "ħ"})
     import ipywidgets as w
 
     controls = {"hbar": w.FloatLogSlider(value=hbar, base=10, min=-3, max=0, step=0.25, description="ħ")}

@@ -20,7 +20,11 @@ def test_solver_paths_exact_endpoint_matches_gbm_formula():
 def test_static_switch(monkeypatch):
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
     assert widgets.is_static()
-    assert isinstance(widgets.solver_explorer(), Figure)
+    static = widgets.solver_explorer()
+    assert isinstance(static, widgets.StaticExplorer) and len(static.frames) == 3 * 5
+    html = static._repr_html_()
+    assert html.count("<img") == 1 and '<select data-control="method"' in html
+    assert 'type="range" data-control="log2_steps"' in html and "<script" in html and "http" not in html
 
 
 def test_live_widget():
@@ -61,7 +65,8 @@ def test_schedule_explorer_static_and_live(monkeypatch):
     menu.value = "cosine"
     assert box.children[1].children[0].disabled            # beta_min is meaningless for cosine
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
-    assert isinstance(widgets.schedule_explorer(kind="simple"), Figure)
+    static = widgets.schedule_explorer(kind="simple")
+    assert isinstance(static, widgets.StaticExplorer) and static.start["kind"] == widgets.SCHEDULES.index("simple")
 
 
 def test_make_schedule():
@@ -84,7 +89,7 @@ def test_score_explorer(monkeypatch):
     assert isinstance(box, ipywidgets.VBox)
     box.children[0].children[0].value = 0.6
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
-    assert isinstance(widgets.score_explorer(), Figure)
+    assert isinstance(widgets.score_explorer(), widgets.StaticExplorer)
     with pytest.raises(ValueError, match="t must lie"):
         widgets.score_frame(1.5)
 
@@ -100,7 +105,8 @@ def test_hbar_explorer(monkeypatch):
     assert isinstance(box, ipywidgets.VBox)
     box.children[0].children[0].value = 1.5
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
-    assert isinstance(widgets.hbar_explorer(n=50, steps=20), Figure)
+    static = widgets.hbar_explorer(n=50, steps=20)
+    assert isinstance(static, widgets.StaticExplorer) and len(static.frames) == len(widgets.HBAR_FRAMES)
     assert widgets.HBAR_FRAMES == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     with pytest.raises(ValueError, match="hbar"):
         widgets.hbar_paths(-0.1)
@@ -116,6 +122,20 @@ def test_classical_explorer(monkeypatch):
     assert isinstance(box, ipywidgets.VBox)
     box.children[0].children[0].value = 0.1
     monkeypatch.setenv("DIFFEDU_STATIC", "1")
-    assert isinstance(widgets.classical_explorer(0.01, paths=5, steps=20), Figure)
+    assert isinstance(widgets.classical_explorer(0.01, paths=5, steps=20), widgets.StaticExplorer)
     with pytest.raises(ValueError, match="paths"):
         widgets.classical_paths(0.1, paths=0)
+
+
+
+def test_static_explorer_adds_missing_default_and_keys_frames_by_index():
+    calls = []
+
+    def frame(a, b):
+        calls.append((a, b))
+        fig, _ = new_figure()
+        return fig
+
+    ex = widgets.StaticExplorer(frame, {"a": [1.0, 3.0], "b": ["x", "y"]}, {"a": 2.0, "b": "y"})
+    assert ex.axes["a"] == [1.0, 2.0, 3.0] and ex.start == {"a": 1, "b": 1}
+    assert sorted(ex.frames) == [f"{i}|{j}" for i in range(3) for j in range(2)] and len(calls) == 6
