@@ -96,6 +96,10 @@ def test_page_renders(browser, server, rel):
         if rel.startswith("notebooks/"):
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / (Path(rel).stem + ".png")))
+            page.emulate_media(color_scheme="dark")          # the theme follows the system's scheme
+            page.wait_for_timeout(200)
+            assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+            page.screenshot(path=str(SHOTS / (Path(rel).stem + "-dark.png")))
     finally:
         page.close()
 

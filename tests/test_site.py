@@ -89,3 +89,17 @@ def test_every_chapter_page_is_complete(stem):
     assert len(re.findall(r'id="equation-eq-[\w-]+"', html)) >= 5
     assert html.count('class="exercise admonition"') >= 4
     assert "Traceback (most recent call last)" not in html
+
+
+
+def test_figures_have_an_opaque_light_background():
+    """Every figure is drawn on an opaque white background, so it stays legible in the dark theme."""
+    import matplotlib.image as mpimg
+
+    pngs = sorted((SITE / "_images").glob("*.png"))
+    assert pngs
+    for png in pngs:
+        img = mpimg.imread(png)
+        corners = [img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]]
+        for px in corners:
+            assert px[:3].min() > 0.95 and (len(px) == 3 or px[3] > 0.95), f"{png.name}: corner pixel {px}"
