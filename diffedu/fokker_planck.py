@@ -107,13 +107,20 @@ class Grid:
         """The cell-centre values of :math:`\\exp(\\log p)` for ``log_prob(points) -> (N,)``."""
         return self.evaluate(lambda x: torch.exp(log_prob(x)))
 
+    def _on_grid(self, p, name: str) -> torch.Tensor:
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of the grid's shape {self.shape}, got {type(p).__name__}")
+        if tuple(p.shape) != self.shape:
+            raise ValueError(f"{name} must have the grid's shape {self.shape}, got {tuple(p.shape)}")
+        return p
+
     def mass(self, p) -> float:
         r""":math:`\int p\,dx` by the midpoint rule (the quantity the solver conserves)."""
-        return float(p.sum() * self.cell_volume)
+        return float(self._on_grid(p, "p").sum() * self.cell_volume)
 
     def l1(self, p, q) -> float:
         r""":math:`\int |p - q|\,dx`."""
-        return float((p - q).abs().sum() * self.cell_volume)
+        return float((self._on_grid(p, "p") - self._on_grid(q, "q")).abs().sum() * self.cell_volume)
 
     def _faces(self, axis: int) -> torch.Tensor:
         """Points on the interior faces normal to ``axis``: shape ``(N_faces, dim)``."""

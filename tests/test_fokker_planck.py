@@ -131,3 +131,11 @@ def test_negative_density_is_reported():
         warnings.simplefilter("error")          # the default step size keeps it non-negative
         r = solve(de.BrownianMotion(D=5.0, T=1.0), p, g, [0.0, 0.001, 1.0])
     assert r.min_density >= 0
+
+
+def test_grid_measures_reject_wrong_shapes():
+    g = Grid(-1.0, 1.0, 10)
+    with pytest.raises(ValueError, match="grid's shape"):
+        g.l1(torch.ones(10), torch.ones(9))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        g.mass([1.0] * 10)

@@ -122,3 +122,16 @@ def test_train_bad_input():
         de.train_dsm(lambda x, t: x, data, de.paper_sde("simple"), 10, batch_size=50)
     with pytest.raises(ValueError, match="steps"):
         de.train_dsm(m, data, de.paper_sde("simple"), 0, batch_size=50)
+
+
+def test_dsm_loss_and_mixture_helpers_bad_input():
+    from diffedu.data import swiss_roll_mixture
+
+    sde = de.paper_sde("simple")
+    x = torch.zeros(4, 2)
+    with pytest.raises(ValueError, match="reduction"):
+        dsm_loss(de.ScoreMLP(2), x, sde, torch.full((4,), 0.5), x, reduction="sum")
+    with pytest.raises(ValueError, match="components"):
+        swiss_roll_mixture(components=5)
+    with pytest.raises(ValueError, match="noise"):
+        swiss_roll_mixture(noise=0.0)
