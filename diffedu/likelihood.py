@@ -24,22 +24,8 @@ from dataclasses import dataclass
 import torch
 
 from . import _checks
+from .ode import dopri5
 from .sde import SDE
-
-# Dormand–Prince 5(4) tableau
-_C = [0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0]
-_A = [
-    [],
-    [1 / 5],
-    [3 / 40, 9 / 40],
-    [44 / 45, -56 / 15, 32 / 9],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-    [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
-]
-_B5 = [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0]
-_B4 = [5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40]
-
 
 @dataclass
 class LikelihoodResult:
@@ -137,48 +123,16 @@ def log_likelihood(sde: SDE, score, x0, *, divergence: str = "exact", rtol: floa
 
     n = x.shape[0]
     delta = torch.zeros(n, dtype=torch.float64, device=x.device)   # integral of the divergence
-    excluded = torch.zeros(n, dtype=torch.bool, device=x.device)
-    t, nfe, steps, rejected = t0, 0, 0, 0
-    f, div = _drift_and_divergence(sde, score, x, t, eps)
-    nfe += 1
-    h = min(1e-3 * (t1 - t0), t1 - t0)
-    while t < t1 - 1e-14 * max(1.0, abs(t1)):
-        if steps + rejected >= max_steps:
-            raise RuntimeError(f"log_likelihood: more than max_steps={max_steps} steps at t = {t:g}; "
-                               "loosen rtol/atol or check the score")
-        h = min(h, t1 - t)
-        kx, kd = [f], [div]
-        for stage in range(1, 7):
-            xs = x + h * sum(a * k for a, k in zip(_A[stage], kx))
-            fs, ds = _drift_and_divergence(sde, score, xs, t + _C[stage] * h, eps)
-            kx.append(fs)
-            kd.append(ds)
-        nfe += 6
-        x5 = x + h * sum(b * k for b, k in zip(_B5, kx))
-        d5 = delta + h * sum(b * k for b, k in zip(_B5, kd))
-        ex = h * sum((b5 - b4) * k for b5, b4, k in zip(_B5, _B4, kx))
-        ed = h * sum((b5 - b4) * k for b5, b4, k in zip(_B5, _B4, kd))
-        scale_x = atol + rtol * torch.maximum(x.abs(), x5.abs())
-        scale_d = atol + rtol * torch.maximum(delta.abs(), d5.abs())
-        err_pt = torch.sqrt((((ex / scale_x) ** 2).sum(1) + (ed / scale_d) ** 2) / (x.shape[1] + 1))
-        err_pt = torch.where(excluded, torch.zeros_like(err_pt), err_pt)
-        if not bool(torch.isfinite(err_pt).all()):
-            err = float("inf")
-        else:
-            err = float(err_pt.max())
-        if err <= 1.0:
-            t += h
-            x, delta = x5, d5
-            f, div = kx[6], kd[6]        # first same as last
-            steps += 1
-            if box is not None:
-                excluded |= (x.abs() > box).any(1)
-        else:
-            rejected += 1
-        factor = 5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** -0.2))
-        h = h * factor
-        if h < 1e-14:
-            raise FloatingPointError(f"log_likelihood: step size underflow at t = {t:g}")
+
+    def rhs(t, y):
+        return _drift_and_divergence(sde, score, y[0], t, eps)
+
+    def leaves_box(t, y):
+        return None if box is None else (y[0].abs() > box).any(1)
+
+    (x, delta), st = dopri5(rhs, t0, t1, (x, delta), rtol=rtol, atol=atol, max_steps=max_steps,
+                            on_step=leaves_box, name="log_likelihood")
+    excluded = st.inactive
     logp = prior(x) + delta
     logp = torch.where(excluded, torch.full_like(logp, float("nan")), logp)
-    return LikelihoodResult(logp=logp, excluded=excluded, x_T=x, nfe=nfe, steps=steps, rejected=rejected)
+    return LikelihoodResult(logp=logp, excluded=excluded, x_T=x, nfe=st.nfe, steps=st.steps, rejected=st.rejected)

@@ -1,0 +1,419 @@
+r"""The first-order (WKB) expansion of the model likelihood in :math:`\hbar` (book: Chapter 6).
+
+The sampler :math:`dx = [f - \tfrac{1+\hbar}{2}g^2 s_\theta]\,dt + \sqrt\hbar\,g\,d\bar w` has marginals
+:math:`q_t^\hbar` (terminal condition :math:`q_T^\hbar = \pi`) that are transported by the velocity
+:math:`v^\hbar = f^{\rm PF} - \tfrac\hbar2 g^2 (s_\theta - \nabla\log q_t^\hbar)` ({eq}`eq-wkb-velocity`).
+:func:`first_order_correction` returns
+
+.. math:: \partial_\hbar \log q^\hbar_{t_{\min}}(x_0)\big|_{\hbar=0}
+          = -\int_{t_{\min}}^{T} \tfrac{g^2}{2}\,\big[\nabla\cdot e + e\cdot\nabla\log q_t^0\big]\,dt,
+          \qquad e = s_\theta - \nabla\log q_t^0,
+
+along the probability-flow path from :math:`x_0` ({eq}`eq-wkb-score-form`), or in the paper's
+:math:`\delta x` form ({eq}`eq-wkb-dx-form`, Hirono, Tanaka & Fukushima 2024, Thm. 4.2).  Two methods:
+
+``method="exact"``
+    :math:`\nabla\log q_t^0` and its Hessian :math:`H_t` along the path from their own ODEs
+    ({eq}`eq-score-ode`, {eq}`eq-hessian-ode`), integrated backwards from
+    :math:`\nabla\log\pi(x_T)`, :math:`\nabla^2\log\pi(x_T)`, with autograd derivatives of
+    :math:`s_\theta` up to third order (fourth for :math:`\nabla^2(\nabla\cdot s_\theta)`).
+    No finite differences, no inner solves.
+``method="finite_difference"``
+    The paper's pipeline: one outer Dormand–Prince solve of the :math:`\delta x` form, in which
+    every right-hand side evaluation computes :math:`\nabla\log q_t^0` and :math:`\Delta\log q_t^0`
+    by central differences (spacing ``dx``) of inner log-likelihood solves at the ``2d + 1``
+    stencil points, and integrates the paper's error bound ("ERRORS") alongside.
+
+Score networks given as ``torch.nn.Module`` are evaluated in float64 (on a copy).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import _checks
+from .likelihood import log_likelihood
+from .ode import dopri5
+from .sde import SDE
+
+METHODS = ("exact", "finite_difference")
+FORMS = ("score", "dx", "both")
+
+
+@dataclass
+class WKBResult:
+    r"""Per-point first-order coefficient and the zeroth order it expands around.
+
+    ``correction`` is :math:`\partial_\hbar\log q^\hbar_{t_{\min}}(x_0)` at :math:`\hbar = 0`; the
+    paper's table reports its negative, :attr:`first_corr` (the slope of the NLL).
+    """
+
+    correction: torch.Tensor            #: (n,), NaN where excluded
+    logp: torch.Tensor                  #: (n,) log q^0_{t_min}(x0), NaN where excluded
+    excluded: torch.Tensor              #: (n,) bool: the path left the box
+    method: str
+    correction_dx: torch.Tensor | None = None   #: the delta-x form (exact method, form "dx"/"both")
+    score: torch.Tensor | None = None   #: (n, d) grad log q^0_{t_min}(x0) from the score ODE (exact)
+    hessian: torch.Tensor | None = None  #: (n, d, d) its Hessian (exact)
+    closure: torch.Tensor | None = None  #: (n,) |x back at t_min - x0| after the backward pass (exact)
+    error: torch.Tensor | None = None    #: (n,) the paper's error bound (finite differences)
+    nfe: int = 0                         #: right-hand-side evaluations (outer solves)
+    inner_nfe: int = 0                   #: evaluations inside the inner solves (finite differences)
+
+    def _kept(self, v):
+        return v[~self.excluded]
+
+    @property
+    def first_corr(self) -> float:
+        r"""The paper's 1ST-CORR: mean of :math:`-\partial_\hbar\log q` = :math:`d\,{\rm NLL}/d\hbar` at 0."""
+        return float(-self._kept(self.correction).mean())
+
+    @property
+    def first_corr_se(self) -> float:
+        """Standard error of :attr:`first_corr` (std / sqrt(n) over the kept points)."""
+        v = self._kept(self.correction)
+        return float(v.std() / math.sqrt(v.numel()))
+
+    @property
+    def nll(self) -> float:
+        return float(-self._kept(self.logp).mean())
+
+    @property
+    def nll_se(self) -> float:
+        v = self._kept(self.logp)
+        return float(v.std() / math.sqrt(v.numel()))
+
+    @property
+    def errors(self) -> float:
+        """Mean of the finite-difference error bound (the paper's ERRORS column)."""
+        if self.error is None:
+            raise AttributeError("errors: only method='finite_difference' carries an error bound")
+        return float(self._kept(self.error).mean())
+
+
+def _float64(score):
+    if isinstance(score, torch.nn.Module):
+        return copy.deepcopy(score).double()
+    return score
+
+
+def _grad(y, x, create_graph):
+    """Per-row gradient of the batch of scalars ``y`` (n,) with respect to ``x`` (n, d)."""
+    if not y.requires_grad:
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=create_graph, retain_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g
+
+
+def _jacobian(v, x, create_graph):
+    """Per-row Jacobian ``J[n, i, j] = dv_i / dx_j`` of ``v`` (n, d)."""
+    return torch.stack([_grad(v[:, i], x, create_graph) for i in range(v.shape[1])], 1)
+
+
+def _derivatives(fn, x, order):
+    """``[v, Dv, D2v, D3v][:order + 1]`` of a batched vector field ``fn(x)`` by nested autograd
+    (the fallback for score callables without a ``derivatives`` method, and for the drift f)."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        out = [fn(xg).to(torch.float64)]
+        for k in range(order):
+            v = out[-1]
+            flat = v.reshape(v.shape[0], -1)
+            cols = [_grad(flat[:, i], xg, k + 1 < order) for i in range(flat.shape[1])]
+            out.append(torch.stack(cols, 1).reshape(*v.shape, x.shape[1]))
+    return [v.detach() for v in out]
+
+
+def _fields(sde, score, x, t, sigma=None, *, fd_terms=False):
+    r"""Everything the right-hand sides need at :math:`(x, t)`, per row.
+
+    Always: ``s``, ``div_s``, ``F`` (:math:`f^{\rm PF}`), ``J`` (:math:`\partial F_i/\partial x_j`),
+    ``g2``, ``grad_div`` (:math:`\nabla\nabla\cdot F`).  With ``sigma`` given: ``hess_div``
+    (:math:`\nabla^2\nabla\cdot F`) and ``K`` (:math:`\sum_i \sigma_i\nabla^2 F_i`).  With
+    ``fd_terms``: ``C1`` = :math:`\nabla(\nabla\cdot s)`, ``C2`` = :math:`\Delta(\nabla\cdot s)`.
+    """
+    n, d = x.shape
+    order = 3 if (sigma is not None or fd_terms) else 2
+    tt = torch.tensor(t, dtype=torch.float64, device=x.device)
+    if hasattr(score, "derivatives"):
+        Ds = [v.to(torch.float64) for v in score.derivatives(x, tt.expand(n), order)]
+    else:
+        Ds = _derivatives(lambda z: score(z, tt.expand(n)), x, order)
+    Df = _derivatives(lambda z: sde._f(z, tt), x, order)
+    g2 = sde._g(tt).to(torch.float64) ** 2
+    DF = [a - 0.5 * g2 * b for a, b in zip(Df, Ds)]
+    tr = lambda D: torch.diagonal(D, dim1=1, dim2=2)
+    out = dict(s=Ds[0], div_s=tr(Ds[1]).sum(-1), F=DF[0], J=DF[1], g2=g2, grad_div=tr(DF[2]).sum(-1))
+    if sigma is not None:
+        out["hess_div"] = tr(DF[3]).sum(-1)
+        out["K"] = torch.einsum("ni,nijk->njk", sigma, DF[2])
+    if fd_terms:
+        out["C1"] = tr(Ds[2]).sum(-1)
+        out["C2"] = tr(tr(Ds[3]).sum(-1)).sum(-1)
+    return out
+
+
+def _prior_derivatives(prior, x):
+    """Gradient and Hessian of the prior log-density at the rows of ``x``."""
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        lp = prior(xg)
+        grad = _grad(lp, xg, True)
+        hess = _jacobian(grad, xg, False)
+    return grad.detach(), hess.detach()
+
+
+def _score_ode(fl, sigma, H):
+    r"""Right-hand sides of the score and Hessian ODEs along :math:`\dot x = F` ({eq}`eq-score-ode`,
+    {eq}`eq-hessian-ode`): :math:`\dot\sigma = -\nabla\nabla\cdot F - J^\top\sigma`,
+    :math:`\dot H = -\nabla^2\nabla\cdot F - \sum_i\sigma_i\nabla^2F_i - J^\top H - HJ`."""
+    J = fl["J"]
+    dsigma = -fl["grad_div"] - torch.einsum("nij,ni->nj", J, sigma)
+    JtH = torch.einsum("nij,nil->njl", J, H)
+    dH = -fl["hess_div"] - fl["K"] - JtH - JtH.transpose(1, 2)
+    return dsigma, dH
+
+
+def _check_common(sde, score, x0, box):
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
+    if sde.state_dependent:
+        raise TypeError("first_order_correction needs noise g(t) independent of x")
+    _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
+    x = _checks.batch(x0, "x0").detach().to(torch.float64)
+    if box is not None:
+        box = _checks.real(box, "box", low=0.0, low_open=True)
+        if bool((x.abs() > box).any()):
+            raise ValueError(f"x0 has points outside the box [-{box:g}, {box:g}]^d; remove them or pass box=None")
+    return x, box
+
+
+def first_order_correction(sde: SDE, score, x0, *, method: str = "exact", form: str = "score",
+                           rtol: float = 1e-5, atol: float = 1e-5, box: float | None = 5.0, prior_logp=None,
+                           dx: float = 0.01, inner_rtol: float = 1e-5, inner_atol: float = 1e-5,
+                           outer_rtol: float = 1e-3, outer_atol: float = 1e-3,
+                           max_steps: int = 100_000) -> WKBResult:
+    r""":math:`\partial_\hbar\log q^\hbar_{t_{\min}}(x_0)` at :math:`\hbar = 0` for every row of ``x0``
+    ({eq}`eq-wkb-score-form`, {eq}`eq-wkb-dx-form`).
+
+    Parameters
+    ----------
+    sde : forward SDE with noise :math:`g(t)` independent of :math:`x` (its ``t_min``, ``T``).
+    score : the model :math:`s_\theta(x, t)`, twice differentiable in ``x`` (torch); an
+        ``nn.Module`` is evaluated in float64 on a copy.
+    x0 : points ``(n, d)``, inside the box.
+    method : ``"exact"`` (score and Hessian ODEs, autograd) or ``"finite_difference"`` (the
+        paper's method: inner solves, central differences of spacing ``dx``, error bound).
+    form : exact method only: ``"score"`` (one backward pass; no :math:`\delta x`), ``"dx"``
+        (the paper's :math:`\delta x` form, one more forward pass) or ``"both"``.
+    rtol, atol : tolerances of the zeroth-order log-likelihood and of the exact method's ODEs.
+    box : half-width of the box; paths that leave it are ``excluded`` (NaN), as in Chapter 4.
+    prior_logp : :math:`\log\pi`, ``(n, d) -> (n,)``, differentiable; default ``sde.prior_logp``.
+    dx, inner_rtol, inner_atol, outer_rtol, outer_atol : finite-difference method only (the
+        paper's defaults: 0.01, 1e-5, 1e-5, 1e-3, 1e-3).
+
+    Raises ``TypeError``/``ValueError`` naming the argument for bad input, ``RuntimeError`` when
+    a solve needs more than ``max_steps`` steps (a stiff schedule near ``T``), and
+    ``FloatingPointError`` if the step size underflows.
+    """
+    x, box = _check_common(sde, score, x0, box)
+    _checks.choice(method, "method", METHODS)
+    _checks.choice(form, "form", FORMS)
+    if method == "finite_difference" and form != "score":
+        raise ValueError("form applies to method='exact' only (the finite-difference method is the dx form)")
+    rtol = _checks.real(rtol, "rtol", low=0.0, low_open=True)
+    atol = _checks.real(atol, "atol", low=0.0, low_open=True)
+    dx = _checks.real(dx, "dx", low=0.0, high=1.0, low_open=True)
+    inner_rtol = _checks.real(inner_rtol, "inner_rtol", low=0.0, low_open=True)
+    inner_atol = _checks.real(inner_atol, "inner_atol", low=0.0, low_open=True)
+    outer_rtol = _checks.real(outer_rtol, "outer_rtol", low=0.0, low_open=True)
+    outer_atol = _checks.real(outer_atol, "outer_atol", low=0.0, low_open=True)
+    max_steps = _checks.positive_int(max_steps, "max_steps")
+    prior = sde.prior_logp if prior_logp is None else _checks.callable_(prior_logp, "prior_logp", "(n, d) -> (n,)")
+    score = _float64(score)
+
+    zeroth = log_likelihood(sde, score, x, rtol=rtol, atol=atol, box=box, prior_logp=prior, max_steps=max_steps)
+    if method == "exact":
+        res = _exact(sde, score, x, zeroth, prior, form, rtol, atol, box, max_steps)
+    else:
+        res = _finite_difference(sde, score, x, zeroth, prior, dx, inner_rtol, inner_atol,
+                                 outer_rtol, outer_atol, box, max_steps)
+    nan = torch.full_like(res.correction, float("nan"))
+    for name in ("correction", "correction_dx", "error", "closure"):
+        v = getattr(res, name)
+        if v is not None:
+            setattr(res, name, torch.where(res.excluded, nan, v))
+    return res
+
+
+def _leaves(box):
+    return (lambda t, y: None) if box is None else (lambda t, y: (y[0].abs() > box).any(1))
+
+
+def _exact(sde, score, x, zeroth, prior, form, rtol, atol, box, max_steps):
+    n, d = x.shape
+    t0, t1 = sde.t_min, sde.T
+    grad_pi, hess_pi = _prior_derivatives(prior, zeroth.x_T)
+
+    def backward_rhs(t, y):       # state (x, sigma, H, c); c accumulates the score-form integrand
+        xs, sigma, H, _ = y
+        fl = _fields(sde, score, xs, t, sigma)
+        dsigma, dH = _score_ode(fl, sigma, H)
+        e = fl["s"] - sigma
+        lap = torch.diagonal(H, dim1=1, dim2=2).sum(1)
+        dc = 0.5 * fl["g2"] * (fl["div_s"] - lap + (e * sigma).sum(1))
+        return fl["F"], dsigma, dH, dc
+
+    y0 = (zeroth.x_T, grad_pi, hess_pi, torch.zeros(n, dtype=torch.float64, device=x.device))
+    (xb, sigma0, H0, c), st = dopri5(backward_rhs, t1, t0, y0, rtol=rtol, atol=atol, max_steps=max_steps,
+                                     on_step=_leaves(box), inactive=zeroth.excluded.clone(),
+                                     name="first_order_correction (backward score/Hessian pass)")
+    excluded = zeroth.excluded | st.inactive
+    res = WKBResult(correction=c, logp=zeroth.logp, excluded=excluded, method="exact", score=sigma0,
+                    hessian=H0, closure=(xb - x).norm(dim=1), nfe=zeroth.nfe + st.nfe)
+    if form in ("dx", "both"):
+        def forward_rhs(t, y):    # state (x, sigma, H, dx, c)
+            xs, sigma, H, dxs, _ = y
+            fl = _fields(sde, score, xs, t, sigma)
+            dsigma, dH = _score_ode(fl, sigma, H)
+            lap = torch.diagonal(H, dim1=1, dim2=2).sum(1)
+            ddx = torch.einsum("nij,nj->ni", fl["J"], dxs) - 0.5 * fl["g2"] * (fl["s"] - sigma)
+            dc = (dxs * fl["grad_div"]).sum(1) - 0.5 * fl["g2"] * (fl["div_s"] - lap)
+            return fl["F"], dsigma, dH, ddx, dc
+
+        y0 = (x, sigma0, H0, torch.zeros_like(x), torch.zeros(n, dtype=torch.float64, device=x.device))
+        (xT, _, _, dxT, cT), st2 = dopri5(forward_rhs, t0, t1, y0, rtol=rtol, atol=atol, max_steps=max_steps,
+                                         on_step=_leaves(box), inactive=excluded.clone(),
+                                         name="first_order_correction (forward delta-x pass)")
+        grad_T, _ = _prior_derivatives(prior, xT)
+        res.correction_dx = cT + (dxT * grad_T).sum(1)
+        res.excluded = excluded | st2.inactive
+        res.nfe += st2.nfe
+        if form == "dx":
+            res.correction_dx, res.correction = None, res.correction_dx
+    return res
+
+
+def _finite_difference(sde, score, x, zeroth, prior, dx, irtol, iatol, ortol, oatol, box, max_steps):
+    n, d = x.shape
+    t0, t1 = sde.t_min, sde.T
+    offsets = torch.zeros(2 * d + 1, d, dtype=torch.float64, device=x.device)
+    for i in range(d):
+        offsets[1 + 2 * i, i], offsets[2 + 2 * i, i] = dx, -dx
+    inner_nfe = [0]
+
+    def inner_logq(points, t, tol_factor):
+        if t1 - t <= 1e-12 * max(1.0, t1):
+            return prior(points)
+        r = log_likelihood(sde, score, points, t_min=t, rtol=irtol * tol_factor, atol=iatol * tol_factor,
+                           box=None, prior_logp=prior, max_steps=max_steps)
+        inner_nfe[0] += r.nfe
+        return r.logp
+
+    def rhs(t, y):                # state (x, dx, c, e_dx, e_c): the paper's outer solve
+        xs, dxs, _, e_dx, _ = y
+        stencil = (xs[:, None, :] + offsets[None]).reshape(-1, d)
+        L = inner_logq(stencil, t, 1.0).reshape(n, 2 * d + 1)
+        tau = (L - inner_logq(stencil, t, 1.1).reshape(n, 2 * d + 1)).abs().amax(1)
+        grad_q = (L[:, 1::2] - L[:, 2::2]) / (2 * dx)
+        lap_q = (L[:, 1:].sum(1) - 2 * d * L[:, 0]) / dx ** 2
+        fl = _fields(sde, score, xs, t, fd_terms=True)
+        g2 = fl["g2"]
+        ddx = torch.einsum("nij,nj->ni", fl["J"], dxs) - 0.5 * g2 * (fl["s"] - grad_q)
+        dc = (dxs * fl["grad_div"]).sum(1) - 0.5 * g2 * (fl["div_s"] - lap_q)
+        e_grad = (tau[:, None] / dx + fl["C1"] * dx ** 2).abs()
+        e_lap = (tau / dx ** 2 + fl["C2"] * dx ** 2).abs()
+        de_dx = 0.5 * g2 * e_grad + torch.einsum("nij,nj->ni", fl["J"], e_dx).abs()
+        de_c = 0.5 * g2 * e_lap + (e_dx * fl["grad_div"]).sum(1).abs()
+        return fl["F"], ddx, dc, de_dx, de_c
+
+    zeros = torch.zeros(n, dtype=torch.float64, device=x.device)
+    y0 = (x, torch.zeros_like(x), zeros, torch.zeros_like(x), zeros.clone())
+    (xT, dxT, cT, e_dxT, e_cT), st = dopri5(rhs, t0, t1, y0, rtol=ortol, atol=oatol, max_steps=max_steps,
+                                          on_step=_leaves(box), inactive=zeroth.excluded.clone(),
+                                          name="first_order_correction (finite-difference outer solve)")
+    grad_T, _ = _prior_derivatives(prior, xT)
+    return WKBResult(correction=cT + (dxT * grad_T).sum(1), logp=zeroth.logp,
+                     excluded=zeroth.excluded | st.inactive, method="finite_difference",
+                     error=(e_dxT * grad_T).sum(1).abs() + e_cT, nfe=zeroth.nfe + st.nfe, inner_nfe=inner_nfe[0])
+
+
+class GaussianModel1D:
+    r"""The paper's closed-form 1-D model (§5.1): data :math:`N(0, v_0)`, constant :math:`\beta`
+    (:math:`f = -\beta x/2`, :math:`g = \sqrt\beta`), score model :math:`s = -(1+\epsilon)x/v_t`,
+    :math:`v_t = 1 + (v_0 - 1)e^{-\beta t}` ({eq}`eq-gauss-model`).
+
+    The sampler's marginals are :math:`q_t^\hbar = N(0, u_t^\hbar)` with
+    :math:`\dot u = -\beta u + (1+\hbar)\beta(1+\epsilon)u/v_t - \hbar\beta`, :math:`u_T = u_T^{\rm prior}`
+    ({eq}`eq-gauss-variance-ode`), integrated backwards here by RK4 on a fine grid.
+    """
+
+    def __init__(self, v0: float = 0.5, eps: float = 0.1, beta: float = 2.0, T: float = 3.0,
+                 t_min: float = 0.0, prior_var: float = 1.0):
+        self.v0 = _checks.real(v0, "v0", low=0.0, low_open=True)
+        self.eps = _checks.real(eps, "eps", low=-1.0, low_open=True)
+        self.beta = _checks.real(beta, "beta", low=0.0, low_open=True)
+        self.T = _checks.real(T, "T", low=0.0, low_open=True)
+        self.t_min = _checks.real(t_min, "t_min", low=0.0, high=self.T, high_open=True)
+        self.prior_var = _checks.real(prior_var, "prior_var", low=0.0, low_open=True)
+        from .schedules import Linear
+        from .sde import VPSDE
+        self.sde = VPSDE(Linear(self.beta, self.beta), T=self.T, t_min=self.t_min)
+
+    def v(self, t):
+        """Variance of the data's forward marginal :math:`p_t`."""
+        return 1.0 + (self.v0 - 1.0) * math.exp(-self.beta * t)
+
+    def score(self, x, t):
+        r"""The model :math:`s(x, t) = -(1+\epsilon)x/v_t` (``t`` a number or a tensor)."""
+        t = torch.as_tensor(t, dtype=torch.float64)
+        v = 1.0 + (self.v0 - 1.0) * torch.exp(-self.beta * t)
+        return -(1.0 + self.eps) * x / (v.reshape(-1, 1) if v.dim() else v)
+
+    def prior_logp(self, x):
+        """:math:`\\log N(x; 0, u_T)` of the prior, rows of ``x`` (n, 1)."""
+        return -0.5 * (x ** 2).sum(1) / self.prior_var - 0.5 * math.log(2 * math.pi * self.prior_var)
+
+    def variance(self, hbar: float, steps: int = 20_000):
+        r""":math:`(u^\hbar_{t_{\min}}, \partial_\hbar u^\hbar_{t_{\min}})` by RK4 on the pair of ODEs
+        ({eq}`eq-gauss-variance-ode`) from ``T`` down to ``t_min``."""
+        hbar = _checks.real(hbar, "hbar", low=0.0)
+        steps = _checks.positive_int(steps, "steps", low=10)
+        b, k = self.beta, 1.0 + self.eps
+
+        def rhs(t, y):
+            u, w = y
+            a = -b + (1 + hbar) * b * k / self.v(t)
+            return a * u - hbar * b, a * w + b * k * u / self.v(t) - b
+
+        h = -(self.T - self.t_min) / steps
+        t, y = self.T, (self.prior_var, 0.0)
+        for _ in range(steps):
+            k1 = rhs(t, y)
+            k2 = rhs(t + h / 2, tuple(v + h / 2 * d for v, d in zip(y, k1)))
+            k3 = rhs(t + h / 2, tuple(v + h / 2 * d for v, d in zip(y, k2)))
+            k4 = rhs(t + h, tuple(v + h * d for v, d in zip(y, k3)))
+            y = tuple(v + h / 6 * (d1 + 2 * d2 + 2 * d3 + d4) for v, d1, d2, d3, d4 in zip(y, k1, k2, k3, k4))
+            t += h
+        return y
+
+    def log_q(self, x, hbar: float):
+        r""":math:`\log q^\hbar_{t_{\min}}(x)` for a tensor of points ``x`` (any shape)."""
+        u, _ = self.variance(hbar)
+        return -0.5 * x ** 2 / u - 0.5 * math.log(2 * math.pi * u)
+
+    def correction(self, x):
+        r"""Exact :math:`\partial_\hbar\log q^\hbar_{t_{\min}}(x)` at 0:
+        :math:`(x^2/(2u^2) - 1/(2u))\,\partial_\hbar u` ({eq}`eq-gauss-exact-slope`)."""
+        u, w = self.variance(0.0)
+        return (x ** 2 / (2 * u ** 2) - 1 / (2 * u)) * w
+
+    def nll(self, hbar: float) -> float:
+        r"""Expected NLL of clean data :math:`x_0\sim N(0, v_0)` under :math:`q^\hbar_{t_{\min}}`:
+        :math:`v_0/(2u) + \tfrac12\log(2\pi u)` with :math:`u = u^\hbar_{t_{\min}}` ({eq}`eq-gauss-nll`)."""
+        u, _ = self.variance(hbar)
+        return self.v0 / (2 * u) + 0.5 * math.log(2 * math.pi * u)

@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+
+import diffedu as de
+from diffedu.wkb import GaussianModel1D, first_order_correction
+
+MODEL = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0)
+X1 = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64)[:, None]
+
+
+def test_closed_form_slope_is_the_hbar_derivative():
+    """The variance-ODE pair gives d/dhbar log q; compare with a Richardson difference quotient."""
+    h = 1e-4
+    lq = lambda hb: MODEL.log_q(X1[:, 0], hb)
+    fd = (4 * (lq(h) - lq(0.0)) - (lq(2 * h) - lq(0.0))) / (2 * h)
+    assert torch.allclose(fd, MODEL.correction(X1[:, 0]), atol=1e-5)
+
+
+@pytest.mark.parametrize("form", ["score", "dx"])
+def test_exact_method_matches_closed_form(form):
+    r = first_order_correction(MODEL.sde, MODEL.score, X1, form=form, prior_logp=MODEL.prior_logp,
+                               rtol=1e-9, atol=1e-9)
+    exact = MODEL.correction(X1[:, 0])
+    assert float((r.correction - exact).abs().max()) < 1e-6
+    u, _ = MODEL.variance(0.0)
+    assert torch.allclose(r.logp, MODEL.log_q(X1[:, 0], 0.0), atol=1e-7)
+    if form == "score":
+        assert torch.allclose(r.score[:, 0], -X1[:, 0] / u, atol=1e-6)      # grad log q^0 = -x / u
+        assert torch.allclose(r.hessian[:, 0, 0], torch.full((9,), -1 / u, dtype=torch.float64), atol=1e-6)
+        assert float(r.closure.max()) < 1e-6
+
+
+def test_finite_difference_method_within_its_error_bound():
+    x = X1[::2]
+    r = first_order_correction(MODEL.sde, MODEL.score, x, method="finite_difference", prior_logp=MODEL.prior_logp)
+    exact = MODEL.correction(x[:, 0])
+    assert bool(((r.correction - exact).abs() <= r.error).all())
+    assert r.errors > 0 and r.inner_nfe > r.nfe
+
+
+def test_consistent_model_has_no_first_order_term():
+    """With the exact score of a 2-D mixture, q^hbar = p for every hbar: the correction vanishes,
+    and the score/Hessian ODEs return the mixture's own gradient and Hessian of log p."""
+    mix = de.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.3]], [0.3, 0.4])
+    sde = de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-2)
+    x = mix.sample(4, de.make_generator(0), dtype=torch.float64)
+    r = first_order_correction(sde, mix.score_fn(sde), x, prior_logp=lambda z: mix.log_prob(z, sde.T, sde))
+    assert float(r.correction.abs().max()) < 1e-3
+    assert torch.allclose(r.score, mix.score(x, sde.t_min, sde), atol=1e-4)
+    hess = torch.stack([torch.autograd.functional.hessian(lambda z: mix.log_prob(z[None], sde.t_min, sde)[0], xi)
+                        for xi in x])
+    assert torch.allclose(r.hessian, hess, rtol=1e-4, atol=1e-3)
+
+
+def test_score_mlp_taylor_derivatives_match_autograd():
+    torch.manual_seed(0)
+    net = de.ScoreMLP(2, hidden=16).double()
+    x = torch.randn(4, 2, dtype=torch.float64)
+    t = torch.rand(4, dtype=torch.float64)
+    s, D1, D2, D3 = net.derivatives(x, t)
+    jac = torch.autograd.functional.jacobian
+    for i in range(4):
+        f = lambda z: net(z[None], t[i:i + 1])[0]
+        assert torch.allclose(D1[i], jac(f, x[i]), atol=1e-12)
+        assert torch.allclose(D2[i], jac(lambda z: jac(f, z, create_graph=True), x[i]), atol=1e-12)
+        assert torch.allclose(D3[i], jac(lambda y: jac(lambda z: jac(f, z, create_graph=True), y, create_graph=True),
+                                         x[i]), atol=1e-11)
+    with pytest.raises(ValueError, match="order"):
+        net.derivatives(x, t, order=4)
+
+
+def test_excluded_points_are_reported():
+    big = GaussianModel1D(v0=0.5, eps=0.5, beta=2.0, T=3.0)     # too strong a score: the PF paths spread out
+    x = torch.tensor([[0.1], [3.0]], dtype=torch.float64)
+    r = first_order_correction(big.sde, big.score, x, box=4.0, prior_logp=big.prior_logp)
+    assert r.excluded.tolist() == [False, True]
+    assert math.isfinite(float(r.correction[0])) and math.isnan(float(r.correction[1]))
+
+
+def test_bad_input():
+    sde, sc, pl = MODEL.sde, MODEL.score, MODEL.prior_logp
+    with pytest.raises(ValueError, match="method"):
+        first_order_correction(sde, sc, X1, method="adjoint")
+    with pytest.raises(ValueError, match="form"):
+        first_order_correction(sde, sc, X1, form="delta")
+    with pytest.raises(ValueError, match="form"):
+        first_order_correction(sde, sc, X1, method="finite_difference", form="both")
+    with pytest.raises(ValueError, match="dx"):
+        first_order_correction(sde, sc, X1, method="finite_difference", dx=0.0)
+    with pytest.raises(ValueError, match="rtol"):
+        first_order_correction(sde, sc, X1, rtol=-1.0)
+    with pytest.raises(ValueError, match="box"):
+        first_order_correction(sde, sc, X1 * 10, box=5.0)
+    with pytest.raises(TypeError, match="score"):
+        first_order_correction(sde, "not a function", X1)
+    with pytest.raises(TypeError, match="sde"):
+        first_order_correction("vp", sc, X1)
+    with pytest.raises(TypeError, match="noise"):
+        first_order_correction(de.GeometricBrownianMotion(), sc, X1)
+    with pytest.raises(ValueError, match="x0"):
+        first_order_correction(sde, sc, torch.zeros(3))
+    with pytest.raises(RuntimeError, match="max_steps"):
+        first_order_correction(sde, sc, X1, prior_logp=pl, max_steps=3)
+    with pytest.raises(ValueError, match="eps"):
+        GaussianModel1D(eps=-1.0)
+    with pytest.raises(ValueError, match="hbar"):
+        MODEL.variance(-0.1)
