@@ -377,3 +377,63 @@ def check_hbar_star(hbar_star) -> bool:
     if abs(h - 1.0) > 1e-3:
         _fail("hbar_star does not minimise the coefficient", "set the derivative (1 + hbar)(hbar - 1) / (8 hbar^2) to zero.")
     return _ok("the path-KL coefficient is smallest at hbar = 1")
+
+
+# --- Chapter 6 -----------------------------------------------------------------------------------
+def check_consistent_correction(corr_B) -> bool:
+    """Exercise ``ex-wkb-consistent``: a score that is exact for *another* distribution has no first-order term."""
+    c = _tensor(corr_B, "corr_B", (4,))
+    if float(c.abs().max()) > 5e-2:
+        _fail(f"the corrections are not ~0 (largest {float(c.abs().max()):.3g})",
+              "use the exact score of mixture B (mixture_B.score_fn(sde)) for s_theta, not the data's score times 1.05.")
+    return _ok("the first-order correction vanishes for a self-consistent (but wrong) model")
+
+
+def check_gauss_nll_slopes(slopes) -> bool:
+    """Exercise ``ex-gauss-slope-sign``: dNLL/dhbar at 0 of the Gaussian model for eps = -0.2, -0.1, 0.1, 0.2."""
+    if isinstance(slopes, (list, tuple)):
+        slopes = torch.tensor([_number(v, "slopes[i]") for v in slopes], dtype=torch.float64)
+    s = _tensor(slopes, "slopes", (4,))
+    from .wkb import GaussianModel1D
+
+    want = []
+    for eps in (-0.2, -0.1, 0.1, 0.2):
+        m = GaussianModel1D(v0=0.5, eps=eps, beta=2.0, T=3.0, prior_var=1.0)
+        u, w = m.variance(0.0, steps=4000)
+        want.append((u - m.v0) * w / (2 * u * u))
+    want = torch.tensor(want, dtype=torch.float64)
+    if float((s - want).abs().max()) > 1e-4 * (1 + float(want.abs().max())):
+        _fail("the slopes differ from (u - v0) du/dhbar / (2u^2)",
+              "NLL = v0/(2u) + log(2 pi u)/2; differentiate in hbar at 0 with u, du/dhbar from GaussianModel1D.variance(0.0).")
+    return _ok("dNLL/dhbar = (u - v0) du/dhbar / (2u^2): the sign of u - v0 times the sign of du/dhbar")
+
+
+def check_score_tmin(sigma0, H0, *, x=(-1.0, 0.5, 2.0)) -> bool:
+    """Exercise ``ex-score-tmin``: the score and Hessian ODEs end at -x/u and -1/u for the Gaussian model."""
+    s = _tensor(sigma0, "sigma0", (3,))
+    h = _tensor(H0, "H0", (3,))
+    from .wkb import GaussianModel1D
+
+    u, _ = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0).variance(0.0, steps=4000)
+    xs = torch.tensor(x, dtype=torch.float64)
+    if float((s + xs / u).abs().max()) > 1e-4 or float((h + 1 / u).abs().max()) > 1e-4:
+        _fail("sigma0 / H0 are not -x/u and -1/u", "take r.score[:, 0] and r.hessian[:, 0, 0] of the exact method.")
+    return _ok("the score and Hessian ODEs reproduce the gradient and curvature of log q_0^0")
+
+
+def check_gibbs_crossing(hbar_c, nll_at_c) -> bool:
+    """Exercise ``ex-gibbs-crossing``: where the first-order line crosses the entropy of N(0, v0)."""
+    hc = _number(hbar_c, "hbar_c")
+    nc = _number(nll_at_c, "nll_at_c")
+    from .wkb import GaussianModel1D
+
+    m = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
+    u, w = m.variance(0.0, steps=4000)
+    slope = (u - m.v0) * w / (2 * u * u)
+    entropy = 0.5 * math.log(2 * math.pi * math.e * m.v0)
+    want = (entropy - m.nll(0.0)) / slope
+    if abs(hc - want) > 1e-3:
+        _fail("hbar_c is not where NLL(0) + hbar * slope equals the entropy", "H = log(2 pi e v0)/2 for data N(0, v0).")
+    if abs(nc - m.nll(hc)) > 1e-4 or nc < entropy:
+        _fail("nll_at_c is not the exact NLL at hbar_c", "use GaussianModel1D(...).nll(hbar_c).")
+    return _ok(f"the line crosses the entropy at hbar = {hc:.3f}, where the exact NLL is still {nc - entropy:.3f} above it")

@@ -373,3 +373,24 @@ def solve(sde: SDE, p0, grid: Grid, ts, *, max_step: float | None = None, rate_f
                       "reduce max_step", RuntimeWarning, stacklevel=2)
     return FPResult(ts=torch.tensor(tl, dtype=torch.float64), p=torch.stack(out), grid=grid, steps=steps,
                     mass_drift=mass_drift, min_density=min_density)
+
+
+def sampler_marginal(sde: SDE, score, hbar: float, grid: Grid, *, prior_logp=None, max_step: float | None = None,
+                     negative_tolerance: float = 1e-8) -> torch.Tensor:
+    r"""The density :math:`q^\hbar_{t_{\min}}` of the model sampler ``sde.reverse(score, hbar)`` on ``grid``.
+
+    Starts from the prior :math:`\pi` at ``T`` (``prior_logp``, default ``sde.prior_logp``, its
+    cell-centre values renormalised to unit mass on the grid) and solves the sampler's
+    Fokker–Planck equation ({eq}`eq-fp-backward`) down to ``t_min``.  Returns the density at the
+    cell centres (tensor of the grid's shape).
+    """
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a diffedu SDE (the forward SDE of the model), got {type(sde).__name__}")
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a diffedu.fokker_planck.Grid, got {type(grid).__name__}")
+    hbar = _checks.real(hbar, "hbar", low=0.0)
+    p0 = grid.density(prior_logp if prior_logp is not None else sde.prior_logp)
+    p0 = p0 / grid.mass(p0)
+    res = solve(sde.reverse(score, hbar), p0, grid, [sde.T, sde.t_min], max_step=max_step,
+                negative_tolerance=negative_tolerance)
+    return res.p[-1]

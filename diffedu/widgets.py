@@ -409,3 +409,79 @@ def classical_explorer(hbar: float = 0.1, **kwargs):
 
     controls = {"hbar": w.FloatLogSlider(value=hbar, base=10, min=-3, max=0, step=0.25, description="ħ")}
     return _live(lambda hbar: classical_frame(hbar, **kwargs), controls)
+
+# --- the WKB expansion of the likelihood (Chapter 6) -------------------------------------------
+WKB_HBARS = tuple(round(0.1 * k, 1) for k in range(11))
+_WKB_CACHE = {}
+
+
+def wkb_curve(eps: float = 0.05, cells: int = 600):
+    r"""NLL(hbar) of the 1-D test case :func:`diffedu.wkb.mixture_example` for hbar = 0, 0.1, ..., 1.
+
+    Cross-entropies :math:`-\int p_0\log q_0^\hbar\,dx` by quadrature on a grid over [-6, 6]:
+    hbar > 0 from the sampler's Fokker–Planck equation, hbar = 0 and the first-order slope
+    from the probability-flow ODE and :func:`diffedu.wkb.first_order_correction` at the grid
+    points.  Returns a dict (cached): ``x``, ``p_data``, ``q`` (hbar -> density on the grid),
+    ``hbars``, ``nll``, ``nll0``, ``slope`` (dNLL/dhbar at 0), ``entropy`` (of the data).
+    """
+    key = (float(eps), int(cells))
+    if key in _WKB_CACHE:
+        return _WKB_CACHE[key]
+    from .fokker_planck import Grid, sampler_marginal
+    from .wkb import first_order_correction, mixture_example
+
+    sde, mixture, score = mixture_example(eps)
+    grid = Grid(-6.0, 6.0, cells)
+    x = grid.axes[0]
+    p_data = mixture.log_prob(x[:, None]).exp()
+    inner = p_data > 1e-5 * float(p_data.max())          # quadrature where the data live (mass outside ~1e-6)
+    first = first_order_correction(sde, score, x[inner][:, None], box=10.0)
+    if bool(first.excluded.any()):
+        raise RuntimeError("the probability-flow path left the box for a quadrature point")
+    w = p_data[inner] * grid.h[0]
+    q = {0.0: torch.full_like(x, float("nan")).index_put((inner,), first.logp.exp())}
+    nll = [float(-(w * first.logp).sum())]
+    for hbar in WKB_HBARS[1:]:
+        q[hbar] = sampler_marginal(sde, score, hbar, grid)
+        nll.append(float(-(w * q[hbar][inner].clamp_min(1e-300).log()).sum()))
+    entropy = float(-(w * p_data[inner].log()).sum())
+    out = dict(x=x, p_data=p_data, q=q, hbars=list(WKB_HBARS), nll=nll, nll0=nll[0],
+               slope=float(-(w * first.correction).sum()), entropy=entropy)
+    _WKB_CACHE[key] = out
+    return out
+
+
+def wkb_frame(hbar: float = 0.5, eps: float = 0.05):
+    """One frame of :func:`wkb_explorer`: the density q_0^hbar, and the NLL(hbar) curve with its tangent at 0."""
+    c = wkb_curve(eps)
+    hbar = min(c["hbars"], key=lambda h: abs(h - _checks.real(hbar, "hbar", low=0.0, high=1.0)))
+    fig, axes = new_figure(ncols=2, width=4.2, height=3.3)
+    ax = axes[0, 0]
+    ax.plot(c["x"], c["p_data"], "--", color="gray", label="data $p_0$")
+    ax.plot(c["x"], c["q"][0.0], ":", color="black", label=r"$q_0^{\hbar=0}$ (PF-ODE)")
+    ax.plot(c["x"], c["q"][hbar], color=COLORS["milstein"], lw=1.8, label=fr"$q_0^\hbar$, $\hbar$ = {hbar:g}")
+    ax.set_xlim(-3.2, 3.2); ax.set_xlabel("$x$"); ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("model density at $t_{\\min}$")
+    ax = axes[0, 1]
+    hs = torch.tensor(c["hbars"])
+    ax.plot(hs, c["nll"], "o-", color=COLORS["milstein"], ms=3, label="exact NLL($\\hbar$)")
+    ax.plot(hs, c["nll0"] + c["slope"] * hs, "--", color="black", label="first order (WKB)")
+    ax.axhline(c["entropy"], color="gray", lw=0.8, label="entropy of the data")
+    ax.plot([hbar], [c["nll"][c["hbars"].index(hbar)]], "o", color="red", ms=7)
+    ax.set_ylim(c["entropy"] - 0.05, max(c["nll"]) + 0.05)
+    ax.set_xlabel(r"$\hbar$"); ax.set_title("NLL of the data"); ax.legend(fontsize=7)
+    return fig
+
+
+def wkb_explorer(hbar: float = 0.5, eps: float = 0.05):
+    """Slide hbar in [0, 1]: the sampler's density and where the NLL curve leaves its WKB tangent.
+
+    Static (``DIFFEDU_STATIC=1``): frames at hbar = 0, 0.1, ..., 1.  Live: an ipywidgets slider.
+    """
+    if is_static():
+        return StaticExplorer(lambda hbar: wkb_frame(hbar, eps), {"hbar": list(WKB_HBARS)}, {"hbar": hbar},
+                              {"hbar": "ħ"})
+    import ipywidgets as w
+
+    controls = {"hbar": w.FloatSlider(value=hbar, min=0.0, max=1.0, step=0.1, description="ħ")}
+    return _live(lambda hbar: wkb_frame(hbar, eps), controls)

@@ -417,3 +417,21 @@ class GaussianModel1D:
         :math:`v_0/(2u) + \tfrac12\log(2\pi u)` with :math:`u = u^\hbar_{t_{\min}}` ({eq}`eq-gauss-nll`)."""
         u, _ = self.variance(hbar)
         return self.v0 / (2 * u) + 0.5 * math.log(2 * math.pi * u)
+
+
+def mixture_example(eps: float = 0.05):
+    r"""The book's 1-D test case with an imperfect score (Chapter 6).
+
+    Data :math:`p_0 = 0.4\,N(-1, 0.5^2) + 0.6\,N(1.2, 0.4^2)`, the paper's ``simple`` forward SDE
+    (VP, :math:`\beta = 20t`, :math:`t \in [0.01, 1]`), and the score model
+    :math:`s_\theta = (1+\epsilon)\nabla\log p_t` — the exact score, too large by the factor
+    :math:`1+\epsilon`.  Returns ``(sde, mixture, score)``.
+    """
+    from .data import GaussianMixture
+    from .nets import paper_sde
+
+    eps = _checks.real(eps, "eps", low=-1.0, low_open=True)
+    sde = paper_sde("simple")
+    mixture = GaussianMixture([0.4, 0.6], [[-1.0], [1.2]], [0.5, 0.4])
+    exact = mixture.score_fn(sde)
+    return sde, mixture, (lambda x, t: (1.0 + eps) * exact(x, t))

@@ -22,6 +22,10 @@ def test_passes_print_and_return_true(capsys):
 
 @pytest.mark.parametrize("call", [
     lambda: checks.check_hbar_star(0.5),
+    lambda: checks.check_consistent_correction(torch.tensor([0.5, 0.0, 0.0, 0.0])),
+    lambda: checks.check_gauss_nll_slopes([0.0, 0.0, 0.0, 0.0]),
+    lambda: checks.check_score_tmin(torch.zeros(3), torch.zeros(3)),
+    lambda: checks.check_gibbs_crossing(0.5, 1.2),
     lambda: checks.check_subvp_gap_time(0.5),
     lambda: checks.check_ve_snr_time(0.9),
     lambda: checks.check_dsm_floor(1.0),
@@ -77,6 +81,8 @@ def test_references_are_not_revealed(capsys):
     (lambda: checks.check_fp_ou_stationary(torch.zeros(10), "grid"), TypeError),
     (lambda: checks.check_ito_w3(torch.zeros(5), torch.zeros(5)), ValueError),
     (lambda: checks.check_hutchinson(torch.zeros(10)), ValueError),
+    (lambda: checks.check_consistent_correction(torch.zeros(3)), ValueError),
+    (lambda: checks.check_gibbs_crossing("x", 1.0), TypeError),
 ])
 def test_bad_input_is_rejected_clearly(call, err):
     with pytest.raises(err):

@@ -107,3 +107,28 @@ def test_bad_input():
         GaussianModel1D(eps=-1.0)
     with pytest.raises(ValueError, match="hbar"):
         MODEL.variance(-0.1)
+
+
+def test_sampler_marginal_matches_the_closed_form_and_rejects_bad_input():
+    from diffedu.fokker_planck import Grid, sampler_marginal
+
+    m = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
+    grid = Grid(-6.0, 6.0, 800)
+    q = sampler_marginal(m.sde, m.score, 0.5, grid, prior_logp=m.prior_logp, max_step=2e-3)
+    assert abs(grid.mass(q) - 1.0) < 1e-10
+    centre = grid.axes[0].abs().argmin()
+    assert abs(float(q[centre].log() - m.log_q(grid.axes[0][centre], 0.5))) < 5e-3
+    with pytest.raises(ValueError, match="hbar"):
+        sampler_marginal(m.sde, m.score, -0.1, grid)
+    with pytest.raises(TypeError, match="grid"):
+        sampler_marginal(m.sde, m.score, 0.1, "grid")
+
+
+def test_mixture_example_is_the_scaled_exact_score():
+    from diffedu.wkb import mixture_example
+
+    sde, mix, score = mixture_example(0.05)
+    x = torch.linspace(-2, 2, 5, dtype=torch.float64)[:, None]
+    assert torch.allclose(score(x, 0.3), 1.05 * mix.score(x, 0.3, sde))
+    with pytest.raises(ValueError, match="eps"):
+        mixture_example(-2.0)

@@ -1,0 +1,206 @@
+"""The first-order (WKB) likelihood correction: speed of the two methods, and Table 1 of the paper.
+
+Two jobs (a benchmark, not a test; Chapter 6 loads the table it writes):
+
+``--timing``  times ``first_order_correction`` with the exact method (score/Hessian ODEs, autograd
+    derivatives of the network) and with the paper's finite-difference method (inner
+    log-likelihood solves, spacing 0.01, error bound) on the same Swiss-roll/simple test
+    points, prints the ratio, and measures the accuracy of both against a tight exact
+    reference (rtol = atol = 1e-8) on the first ``--ref-points`` points.
+``--table``   Table 1 for the four shipped models: NLL and 1ST-CORR (exact method, 1000 test
+    points) and, on the first ``--fd-points`` of them, the finite-difference value with its
+    error bound (ERRORS) next to the exact value on the same points.  Writes
+    ``diffedu/weights/wkb_table.json``.
+
+``--mixture-slope`` Chapter 6's 1-D mixture: the Fokker–Planck slope of log q at hbar = 0 (a few minutes).
+``--dx-study`` the finite-difference method at spacings 0.01, 0.005, 0.0025 on the four 25-Gaussian/simple
+    points where it differs most from the exact method; adds ``dx_study`` to the JSON.
+
+Test points: ``DATASETS[data](1000, make_generator(5))``, the points of benchmarks/likelihood.py.
+Run: .venv/bin/python benchmarks/wkb.py --table --dx-study --mixture-slope --timing --threads 1
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import diffedu as de
+from diffedu.data import DATASETS
+from diffedu.wkb import first_order_correction
+
+OUT = Path(de.__file__).resolve().parent / "weights" / "wkb_table.json"
+MODELS = [("swiss_roll", "simple"), ("swiss_roll", "cosine"), ("gaussian_grid", "simple"),
+          ("gaussian_grid", "cosine")]
+#: Table 1 of Hirono, Tanaka & Fukushima (ICML 2024): NLL, 1ST-CORR at t_ol 1e-3 and 1e-5, ERRORS
+PAPER = {
+    "swiss_roll/simple": {"nll": [1.39, 0.05], "first_corr": [[-0.31, 0.21], [-0.44, 0.38]], "errors": [0.13, 0.13]},
+    "swiss_roll/cosine": {"nll": [1.42, 0.02], "first_corr": [[-1.59, 0.57], [-3.27, 1.11]], "errors": [0.35, 0.37]},
+    "gaussian_grid/simple": {"nll": [-1.22, 0.01], "first_corr": [[-3.64, 0.49], [-3.61, 0.64]], "errors": [0.31, 0.32]},
+    "gaussian_grid/cosine": {"nll": [-1.71, 0.02], "first_corr": [[-17.57, 5.56], [-19.65, 17.46]],
+                             "errors": [0.70, 0.67]},
+}
+SEED = 5
+
+
+def test_points(data, n=1000):
+    return DATASETS[data](1000, de.make_generator(SEED), dtype=torch.float64)[:n]
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def timing(points=1000, ref_points=50):
+    model = de.load_pretrained("swiss_roll", "simple")
+    x = test_points("swiss_roll", points)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu; {points} Swiss-roll/simple points")
+    runs = {}
+    for tol in (1e-5, 1e-4, 1e-3):
+        runs[f"exact {tol:g}"] = timed(lambda: first_order_correction(model.sde, model, x, rtol=tol, atol=tol))
+    runs["finite difference"] = timed(lambda: first_order_correction(model.sde, model, x, method="finite_difference"))
+    ref = first_order_correction(model.sde, model, x[:ref_points], rtol=1e-8, atol=1e-8)
+    fd_s = runs["finite difference"][1]
+    report = {"points": points, "ref_points": ref_points}
+    for name, (r, secs) in runs.items():
+        err = (r.correction[:ref_points] - ref.correction).abs()
+        line = (f"{name:>18}: {secs:8.1f} s  ({fd_s / secs:6.1f}x faster than finite differences)  "
+                f"1ST-CORR {r.first_corr:+.3f} ± {r.first_corr_se:.3f}  |error| vs reference: "
+                f"mean {float(err.mean()):.2e}, max {float(err.max()):.2e}")
+        if r.error is not None:
+            line += f"; its own bound (ERRORS) {r.errors:.3f}"
+        print(line, flush=True)
+        report[name] = {"seconds": secs, "ratio": fd_s / secs, "first_corr": r.first_corr,
+                        "first_corr_se": r.first_corr_se, "mean_abs_error": float(err.mean()),
+                        "max_abs_error": float(err.max()), "nfe": r.nfe, "inner_nfe": r.inner_nfe}
+    return report
+
+
+def table(fd_points=25, out=OUT):
+    rows = {}
+    for data, schedule in MODELS:
+        model = de.load_pretrained(data, schedule)
+        x = test_points(data)
+        r, secs = timed(lambda: first_order_correction(model.sde, model, x))
+        fd, fd_secs = timed(lambda: first_order_correction(model.sde, model, x[:fd_points], method="finite_difference"))
+        keep = ~(fd.excluded | r.excluded[:fd_points])
+        diff = (fd.correction - r.correction[:fd_points])[keep]
+        key = f"{data}/{schedule}"
+        rows[key] = {
+            "n": int((~r.excluded).sum()), "excluded": int(r.excluded.sum()),
+            "nll": r.nll, "nll_se": r.nll_se, "first_corr": r.first_corr, "first_corr_se": r.first_corr_se,
+            "correction_quantiles": [float(q) for q in torch.quantile(r.correction[~r.excluded],
+                                     torch.tensor([0.01, 0.1, 0.5, 0.9, 0.99], dtype=torch.float64))],
+            "seconds": secs,
+            "logp": [round(float(v), 6) for v in r.logp],            # per point (NaN if excluded)
+            "correction": [round(float(v), 6) for v in r.correction],
+            "fd_points": int(keep.sum()), "fd_seconds": fd_secs,
+            "fd_first_corr": float(-fd.correction[keep].mean()),
+            "exact_first_corr_same_points": float(-r.correction[:fd_points][keep].mean()),
+            "fd_errors": float(fd.error[keep].mean()), "fd_errors_se": float(fd.error[keep].std() / keep.sum() ** 0.5),
+            "fd_mean_abs_diff": float(diff.abs().mean()), "fd_max_abs_diff": float(diff.abs().max()),
+            "fd_correction": [round(float(v), 6) for v in fd.correction],
+            "fd_error": [round(float(v), 6) for v in fd.error],
+            "fd_within_bound": float(((fd.correction - r.correction[:fd_points]).abs() <= fd.error)[keep].float().mean()),
+            "paper": PAPER[key],
+        }
+        row = rows[key]
+        print(f"{key:>22}: NLL {row['nll']:+.3f} ± {row['nll_se']:.3f}  1ST-CORR {row['first_corr']:+.3f} ± "
+              f"{row['first_corr_se']:.3f} ({secs:.0f} s) | FD on {row['fd_points']}: {row['fd_first_corr']:+.3f} vs exact "
+              f"{row['exact_first_corr_same_points']:+.3f}, ERRORS {row['fd_errors']:.3f}, mean |diff| "
+              f"{row['fd_mean_abs_diff']:.3f}, within bound {row['fd_within_bound']:.0%} ({fd_secs:.0f} s)", flush=True)
+    blob = {"seed": SEED, "points": 1000, "torch": torch.__version__, "rtol": 1e-5, "atol": 1e-5,
+            "fd": {"dx": 0.01, "inner_tol": 1e-5, "outer_tol": 1e-3}, "models": rows}
+    out.write_text(json.dumps(blob, indent=1) + "\n")
+    print(f"wrote {out.name}")
+    return blob
+
+
+def dx_study(points=(2, 16, 21, 23), dxs=(0.01, 0.005, 0.0025), out=OUT):
+    """The finite-difference bias: 25 Gaussians / simple, the test points where FD and exact differ most
+    (indices ``points`` of the table's first 25), FD at several spacings against a tight exact reference."""
+    model = de.load_pretrained("gaussian_grid", "simple")
+    x = test_points("gaussian_grid")[list(points)]
+    ref = first_order_correction(model.sde, model, x, rtol=1e-8, atol=1e-8)
+    exact = first_order_correction(model.sde, model, x)
+    study = {"points": list(points), "reference_1e-8": ref.correction.tolist(), "exact": exact.correction.tolist(),
+             "dx": list(dxs), "fd": [], "fd_error": []}
+    for dx in dxs:
+        fd = first_order_correction(model.sde, model, x, method="finite_difference", dx=dx)
+        study["fd"].append(fd.correction.tolist())
+        study["fd_error"].append(fd.error.tolist())
+        print(f"dx {dx:g}: FD - reference {[round(v, 3) for v in (fd.correction - ref.correction).tolist()]}, "
+              f"ERRORS {[round(v, 3) for v in fd.error.tolist()]}", flush=True)
+    blob = json.loads(out.read_text())
+    blob["dx_study"] = study
+    out.write_text(json.dumps(blob, indent=1) + "\n")
+    print(f"added dx_study to {out.name}")
+    return study
+
+
+def mixture_slope(hbars=(0.01, 0.02, 0.03, 0.04), cells=(1600, 3200), max_step=5e-4, out=OUT):
+    """Chapter 6's 1-D mixture: the slope of log q_0^hbar at hbar = 0 from the Fokker–Planck solver.
+
+    For each hbar, the sampler's density on two grids over [-6, 6] (Richardson-extrapolated, removing the
+    O(h^2) grid error) at the points -2, -1.5, ..., 2; anchored at hbar = 0 by the exact ODE value, a cubic
+    in hbar gives the slope.  Adds ``mixture_slope`` to the JSON (the chapter compares it with the WKB value)."""
+    import numpy as np
+
+    from diffedu.fokker_planck import Grid, sampler_marginal
+    from diffedu.wkb import mixture_example
+
+    sde, _, score = mixture_example(0.05)
+    x = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64)[:, None]
+    zeroth = first_order_correction(sde, score, x)
+    log_q = [zeroth.logp]
+    for hbar in hbars:
+        on = []
+        for n in cells:
+            grid = Grid(-6.0, 6.0, n)
+            q = sampler_marginal(sde, score, hbar, grid, max_step=max_step)
+            on.append(torch.from_numpy(np.interp(x[:, 0].numpy(), grid.axes[0].numpy(), q.numpy())).log())
+        log_q.append((4 * on[1] - on[0]) / 3)
+    h = torch.tensor((0.0,) + tuple(hbars), dtype=torch.float64)
+    v = torch.stack([h ** k for k in range(4)], 1)
+    coef = torch.linalg.solve(v.T @ v, v.T @ torch.stack(log_q))
+    study = {"x": x[:, 0].tolist(), "hbar": list(hbars), "cells": list(cells), "max_step": max_step,
+             "log_q": [row.tolist() for row in log_q], "slope_fp": coef[1].tolist(),
+             "slope_wkb": zeroth.correction.tolist()}
+    print("slope (Fokker-Planck) - WKB:", [round(v, 4) for v in (coef[1] - zeroth.correction).tolist()], flush=True)
+    blob = json.loads(out.read_text())
+    blob["mixture_slope"] = study
+    out.write_text(json.dumps(blob, indent=1) + "\n")
+    return study
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--timing", action="store_true")
+    ap.add_argument("--points", type=int, default=1000)
+    ap.add_argument("--ref-points", type=int, default=50)
+    ap.add_argument("--table", action="store_true")
+    ap.add_argument("--fd-points", type=int, default=25)
+    ap.add_argument("--dx-study", action="store_true", help="FD spacing study on 25 Gaussians / simple")
+    ap.add_argument("--mixture-slope", action="store_true", help="Chapter 6's 1-D mixture: FP slope at hbar = 0")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not (args.timing or args.table or args.dx_study or args.mixture_slope):
+        args.timing = True
+    if args.table:
+        table(args.fd_points)
+    if args.dx_study:
+        dx_study()
+    if args.mixture_slope:
+        mixture_slope()
+    if args.timing:
+        timing(args.points, args.ref_points)
+
+
+if __name__ == "__main__":
+    main()
