@@ -73,6 +73,7 @@ def _open(browser, server, rel):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     page.goto(f"{server}/{rel}", wait_until="load")
     page.wait_for_function("() => !window.MathJax || !MathJax.startup || MathJax.startup.document", timeout=15000)
     page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
@@ -150,3 +151,12 @@ def test_static_explorers_change_frame(browser, server):
                 assert img.get_attribute("src") != before, f"{rel}: moving the control did not change the frame"
         finally:
             page.close()
+
+
+def test_root_favicon(server):
+    """Browsers fetch /favicon.ico for the root redirect page, which links no icon; it must exist
+    (otherwise a 404 shows in the console now and then, depending on how fast the redirect runs)."""
+    from urllib.request import urlopen
+
+    with urlopen(f"{server}/favicon.ico") as r:
+        assert r.status == 200 and r.read(4) == b"\x00\x00\x01\x00", "not an .ico file"
