@@ -12,12 +12,13 @@ Two jobs (a benchmark, not a test; Chapter 6 loads the table it writes):
     error bound (ERRORS) next to the exact value on the same points.  Writes
     ``diffedu/weights/wkb_table.json``.
 
-``--mixture-slope`` Chapter 6's 1-D mixture: the Fokker–Planck slope of log q at hbar = 0 (a few minutes).
+``--mixture-spectral`` Chapter 6's 1-D mixture: the hbar-tangent of the spectral Fokker–Planck solver
+    against the WKB correction, by number of grid points (seconds).
 ``--dx-study`` the finite-difference method at spacings 0.01, 0.005, 0.0025 on the four 25-Gaussian/simple
     points where it differs most from the exact method; adds ``dx_study`` to the JSON.
 
 Test points: ``DATASETS[data](1000, make_generator(5))``, the points of benchmarks/likelihood.py.
-Run: .venv/bin/python benchmarks/wkb.py --table --dx-study --mixture-slope --timing --threads 1
+Run: .venv/bin/python benchmarks/wkb.py --table --dx-study --mixture-spectral --timing --threads 1
 """
 
 import argparse
@@ -142,39 +143,23 @@ def dx_study(points=(2, 16, 21, 23), dxs=(0.01, 0.005, 0.0025), out=OUT):
     return study
 
 
-def mixture_slope(hbars=(0.01, 0.02, 0.03, 0.04), cells=(1600, 3200), max_step=5e-4, out=OUT):
-    """Chapter 6's 1-D mixture: the slope of log q_0^hbar at hbar = 0 from the Fokker–Planck solver.
-
-    For each hbar, the sampler's density on two grids over [-6, 6] (Richardson-extrapolated, removing the
-    O(h^2) grid error) at the points -2, -1.5, ..., 2; anchored at hbar = 0 by the exact ODE value, a cubic
-    in hbar gives the slope.  Adds ``mixture_slope`` to the JSON (the chapter compares it with the WKB value)."""
-    import numpy as np
-
-    from diffedu.fokker_planck import Grid, sampler_marginal
+def mixture_spectral(cells=(64, 128, 256, 512)):
+    """Chapter 6's 1-D mixture: the hbar-tangent of the spectral Fokker-Planck solver against the WKB
+    correction, by number of grid points (error relative to the largest slope on -2, -1.5, ..., 2, and
+    seconds).  Prints only; the chapter computes its own comparison live (256 points)."""
+    from diffedu.fokker_planck import sampler_marginal_spectral
     from diffedu.wkb import mixture_example
 
     sde, _, score = mixture_example(0.05)
     x = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64)[:, None]
-    zeroth = first_order_correction(sde, score, x)
-    log_q = [zeroth.logp]
-    for hbar in hbars:
-        on = []
-        for n in cells:
-            grid = Grid(-6.0, 6.0, n)
-            q = sampler_marginal(sde, score, hbar, grid, max_step=max_step)
-            on.append(torch.from_numpy(np.interp(x[:, 0].numpy(), grid.axes[0].numpy(), q.numpy())).log())
-        log_q.append((4 * on[1] - on[0]) / 3)
-    h = torch.tensor((0.0,) + tuple(hbars), dtype=torch.float64)
-    v = torch.stack([h ** k for k in range(4)], 1)
-    coef = torch.linalg.solve(v.T @ v, v.T @ torch.stack(log_q))
-    study = {"x": x[:, 0].tolist(), "hbar": list(hbars), "cells": list(cells), "max_step": max_step,
-             "log_q": [row.tolist() for row in log_q], "slope_fp": coef[1].tolist(),
-             "slope_wkb": zeroth.correction.tolist()}
-    print("slope (Fokker-Planck) - WKB:", [round(v, 4) for v in (coef[1] - zeroth.correction).tolist()], flush=True)
-    blob = json.loads(out.read_text())
-    blob["mixture_slope"] = study
-    out.write_text(json.dumps(blob, indent=1) + "\n")
-    return study
+    wkb = first_order_correction(sde, score, x, rtol=1e-10, atol=1e-10).correction
+    for n in cells:
+        t0 = time.perf_counter()
+        r = sampler_marginal_spectral(sde, score, 0.0, tangent=True, cells=n)
+        seconds = time.perf_counter() - t0
+        at = torch.isclose(r.x[:, None], x[:, 0][None, :], atol=1e-12).any(1)
+        rel = float((r.slope[at] - wkb).abs().max() / wkb.abs().max())
+        print(f"cells {n:4d}: |tangent - WKB| / max|WKB| = {rel:.1e}   {seconds:.2f} s   nfe {r.nfe}", flush=True)
 
 
 def main():
@@ -185,19 +170,19 @@ def main():
     ap.add_argument("--table", action="store_true")
     ap.add_argument("--fd-points", type=int, default=25)
     ap.add_argument("--dx-study", action="store_true", help="FD spacing study on 25 Gaussians / simple")
-    ap.add_argument("--mixture-slope", action="store_true", help="Chapter 6's 1-D mixture: FP slope at hbar = 0")
+    ap.add_argument("--mixture-spectral", action="store_true", help="Chapter 6's 1-D mixture: spectral tangent vs WKB")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not (args.timing or args.table or args.dx_study or args.mixture_slope):
+    if not (args.timing or args.table or args.dx_study or args.mixture_spectral):
         args.timing = True
     if args.table:
         table(args.fd_points)
     if args.dx_study:
         dx_study()
-    if args.mixture_slope:
-        mixture_slope()
+    if args.mixture_spectral:
+        mixture_spectral()
     if args.timing:
         timing(args.points, args.ref_points)
 

@@ -132,3 +132,56 @@ def test_mixture_example_is_the_scaled_exact_score():
     assert torch.allclose(score(x, 0.3), 1.05 * mix.score(x, 0.3, sde))
     with pytest.raises(ValueError, match="eps"):
         mixture_example(-2.0)
+
+
+def test_spectral_sampler_matches_the_closed_form():
+    from diffedu.fokker_planck import sampler_marginal_spectral
+
+    m = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
+    r = sampler_marginal_spectral(m.sde, m.score, 0.0, prior_logp=m.prior_logp, cells=128, tangent=True)
+    inner = r.x.abs() <= 2.0
+    assert abs(float(r.q.sum() * (r.x[1] - r.x[0])) - 1.0) < 1e-10
+    assert float((r.q.log() - m.log_q(r.x, 0.0))[inner].abs().max()) < 1e-6
+    # the tangent equation gives the closed-form hbar-derivative (eq-gauss-exact-slope)
+    exact = m.correction(r.x)
+    assert float((r.slope - exact)[inner].abs().max()) < 1e-5 * float(exact[inner].abs().max())
+    r = sampler_marginal_spectral(m.sde, m.score, 0.1, prior_logp=m.prior_logp, cells=128)
+    assert float((r.q.log() - m.log_q(r.x, 0.1))[inner].abs().max()) < 1e-6
+
+
+def test_spectral_tangent_matches_wkb_on_the_mixture():
+    from diffedu.fokker_planck import sampler_marginal_spectral
+    from diffedu.wkb import mixture_example
+
+    sde, _, score = mixture_example(0.05)
+    r = sampler_marginal_spectral(sde, score, 0.0, tangent=True, cells=256)
+    at = (r.x * 2 == (r.x * 2).round()) & (r.x.abs() <= 2.0)        # -2, -1.5, ..., 2 lie on the grid
+    wkb = first_order_correction(sde, score, r.x[at][:, None], rtol=1e-9, atol=1e-9)
+    assert float((r.slope[at] - wkb.correction).abs().max()) < 1e-5 * float(wkb.correction.abs().max())
+    assert float((r.q[at].log() - wkb.logp).abs().max()) < 1e-6
+
+
+def test_spectral_sampler_rejects_bad_input():
+    from diffedu.fokker_planck import sampler_marginal_spectral
+
+    m = GaussianModel1D()
+    kw = dict(prior_logp=m.prior_logp)
+    with pytest.raises(TypeError, match="sde"):
+        sampler_marginal_spectral("vp", m.score, **kw)
+    with pytest.raises(ValueError, match="hbar"):
+        sampler_marginal_spectral(m.sde, m.score, -0.1, **kw)
+    with pytest.raises(ValueError, match="cells must be even"):
+        sampler_marginal_spectral(m.sde, m.score, cells=101, **kw)
+    with pytest.raises(ValueError, match="cells"):
+        sampler_marginal_spectral(m.sde, m.score, cells=8, **kw)
+    with pytest.raises(ValueError, match="half_width"):
+        sampler_marginal_spectral(m.sde, m.score, half_width=3.0, **kw)
+    with pytest.raises(ValueError, match="needs hbar = 0"):
+        sampler_marginal_spectral(m.sde, m.score, 0.5, tangent=True, **kw)
+    with pytest.raises(ValueError, match="score"):
+        sampler_marginal_spectral(m.sde, lambda x, t: x[:, 0], cells=64, **kw)
+    with pytest.raises(ValueError, match="no derivative"):
+        sampler_marginal_spectral(m.sde, m.score, 0.0, cells=128, **kw).slope
+    with pytest.warns(RuntimeWarning, match="edge of the box"):
+        # no score: the sampler only undoes the contraction, and the density spreads 20-fold
+        sampler_marginal_spectral(m.sde, lambda x, t: 0.0 * x, 0.0, cells=64, **kw)
