@@ -398,9 +398,7 @@ def check_gauss_nll_slopes(slopes) -> bool:
 
     want = []
     for eps in (-0.2, -0.1, 0.1, 0.2):
-        m = GaussianModel1D(v0=0.5, eps=eps, beta=2.0, T=3.0, prior_var=1.0)
-        u, w = m.variance(0.0, steps=4000)
-        want.append((u - m.v0) * w / (2 * u * u))
+        want.append(GaussianModel1D(v0=0.5, eps=eps, beta=2.0, T=3.0, prior_var=1.0).nll_slope(steps=4000))
     want = torch.tensor(want, dtype=torch.float64)
     if float((s - want).abs().max()) > 1e-4 * (1 + float(want.abs().max())):
         _fail("the slopes differ from (u - v0) du/dhbar / (2u^2)",
@@ -428,10 +426,8 @@ def check_gibbs_crossing(hbar_c, nll_at_c) -> bool:
     from .wkb import GaussianModel1D
 
     m = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
-    u, w = m.variance(0.0, steps=4000)
-    slope = (u - m.v0) * w / (2 * u * u)
-    entropy = 0.5 * math.log(2 * math.pi * math.e * m.v0)
-    want = (entropy - m.nll(0.0)) / slope
+    entropy = m.entropy()
+    want = (entropy - m.nll(0.0)) / m.nll_slope(steps=4000)
     if abs(hc - want) > 1e-3:
         _fail("hbar_c is not where NLL(0) + hbar * slope equals the entropy", "H = log(2 pi e v0)/2 for data N(0, v0).")
     if abs(nc - m.nll(hc)) > 1e-4 or nc < entropy:

@@ -410,6 +410,7 @@ def classical_explorer(hbar: float = 0.1, **kwargs):
     controls = {"hbar": w.FloatLogSlider(value=hbar, base=10, min=-3, max=0, step=0.25, description="ħ")}
     return _live(lambda hbar: classical_frame(hbar, **kwargs), controls)
 
+
 # --- the WKB expansion of the likelihood (Chapter 6) -------------------------------------------
 WKB_HBARS = tuple(round(0.1 * k, 1) for k in range(11))
 _WKB_CACHE = {}

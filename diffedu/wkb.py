@@ -418,6 +418,16 @@ class GaussianModel1D:
         u, _ = self.variance(hbar)
         return self.v0 / (2 * u) + 0.5 * math.log(2 * math.pi * u)
 
+    def nll_slope(self, steps: int = 20_000) -> float:
+        r""":math:`d\,\mathrm{NLL}/d\hbar` at :math:`\hbar = 0`, {eq}`eq-gauss-nll` differentiated:
+        :math:`(u - v_0)\,\partial_\hbar u\,/\,(2u^2)` with :math:`u = u^0_{t_{\min}}`."""
+        u, w = self.variance(0.0, steps)
+        return (u - self.v0) * w / (2 * u * u)
+
+    def entropy(self) -> float:
+        r"""Entropy :math:`\tfrac12\log(2\pi e v_0)` of the data :math:`N(0, v_0)`: no NLL is below it (Gibbs)."""
+        return 0.5 * math.log(2 * math.pi * math.e * self.v0)
+
 
 def mixture_example(eps: float = 0.05):
     r"""The book's 1-D test case with an imperfect score (Chapter 6).

@@ -185,3 +185,12 @@ def test_spectral_sampler_rejects_bad_input():
     with pytest.warns(RuntimeWarning, match="edge of the box"):
         # no score: the sampler only undoes the contraction, and the density spreads 20-fold
         sampler_marginal_spectral(m.sde, lambda x, t: 0.0 * x, 0.0, cells=64, **kw)
+
+
+def test_gauss_nll_slope_and_entropy():
+    for m in (MODEL, GaussianModel1D(v0=0.5, eps=-0.3, beta=2.0, T=1.0, prior_var=0.5)):
+        fd = (m.nll(1e-4) - m.nll(0.0)) / 1e-4
+        assert abs(m.nll_slope() - fd) < 1e-3 * (1 + abs(fd))
+        assert all(m.nll(h) > m.entropy() for h in (0.0, 0.5, 1.0))     # Gibbs
+    with pytest.raises(ValueError, match="steps"):
+        MODEL.nll_slope(steps=0)
