@@ -17,7 +17,7 @@ help:
 	@echo "make test   unit tests + every notebook through nbval + the book build"
 	@echo "make lab    JupyterLab on the notebooks"
 	@echo "make serve  preview the built site on http://127.0.0.1:8000"
-	@echo "make strip  clear notebook outputs before committing"
+	@echo "make strip  clear notebook outputs before committing (and regenerate the install cell from _config.yml)"
 	@echo "make student  the student edition of the notebooks (_build/student, with a zip)"
 	@echo "make weights  retrain the shipped score models (about 10 min)"
 	@echo "make clean  remove _build"
@@ -32,9 +32,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -c "import diffedu, torch, jupyter_book; print('diffedu', diffedu.__version__, '| torch', torch.__version__)"
 	touch $(STAMP)
 
-# DIFFEDU_STATIC=1: interactive figures render as static figures in the web book.
+# DIFFEDU_STATIC=1: interactive figures render as static figures in the web book; their frames
+# are written to book/_extra/explorer-frames (copied to the site root) and loaded on first use.
+# The student edition is built first: book/homework.md links its zip with {download}.
+FRAMES := book/_extra/explorer-frames
 book: $(STAMP)
-	DIFFEDU_STATIC=1 $(JB) build -W -n --keep-going .
+	$(BIN)/python scripts/make_student.py
+	rm -rf $(FRAMES)
+	DIFFEDU_STATIC=1 DIFFEDU_FRAMES_DIR=$(CURDIR)/$(FRAMES) $(JB) build -W -n --keep-going .
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
@@ -60,6 +65,7 @@ student: $(STAMP)
 	$(BIN)/python scripts/make_student.py
 
 strip: $(STAMP)
+	$(BIN)/python scripts/sync_install_cell.py
 	$(BIN)/python scripts/strip_notebooks.py
 
 # Preview the built site on http://127.0.0.1:8000 (after `make book`).

@@ -11,8 +11,11 @@ function of the control values, so frames can be precomputed.
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
 import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -59,12 +62,16 @@ class StaticExplorer:
 
     ``frame(**values)`` returns a figure; ``axes`` maps each control name to its list of
     values (numbers become a range slider, strings a drop-down menu); ``defaults`` picks the
-    frame shown first.  In a notebook the object displays as HTML.
+    frame shown first; ``alt`` describes the figure for screen readers.  In a notebook the
+    object displays as HTML.  When ``DIFFEDU_FRAMES_DIR`` is set (``make book`` sets it), all
+    frames but the first are written to a file there, loaded when a control is first used, so
+    a page does not carry every frame of every explorer.
     """
 
     _count = 0
 
-    def __init__(self, frame, axes: dict, defaults: dict, labels: dict | None = None, dpi: int = 72):
+    def __init__(self, frame, axes: dict, defaults: dict, labels: dict | None = None, dpi: int = 72,
+                 alt: str = "interactive figure"):
         import itertools
 
         from .plotting import figure_png
@@ -77,6 +84,7 @@ class StaticExplorer:
             self.axes[name] = values
         self.start = {name: self.axes[name].index(defaults[name]) for name in self.axes}
         self.labels = labels or {}
+        self.alt = alt
         self.frames = {}        # key: the control indices joined by "|"
         for combo in itertools.product(*(range(len(v)) for v in self.axes.values())):
             fig = frame(**{name: self.axes[name][i] for name, i in zip(self.axes, combo)})
@@ -98,17 +106,35 @@ class StaticExplorer:
                 parts.append(f'<label>{label} <input type="range" data-control="{name}" min="0" max="{len(values) - 1}" '
                              f'step="1" value="{start}"> <span data-value="{name}">{values[start]}</span></label> ')
         first = self.frames["|".join(str(self.start[name]) for name in self.axes)]
-        parts.append(f'<br><img class="diffedu-static-frame" alt="interactive figure" src="data:image/png;base64,{first}">')
+        parts.append(f'<br><img class="diffedu-static-frame" alt="{html.escape(self.alt, quote=True)}" '
+                     f'src="data:image/png;base64,{first}">')
         data = json.dumps({"axes": self.axes, "frames": self.frames})
-        parts.append(f'<script type="application/json" class="diffedu-frames">{data}</script>')
+        where = os.environ.get("DIFFEDU_FRAMES_DIR", "").strip()
+        if where:
+            # The web book: the frames go into a file of their own, fetched on the first use of a
+            # control (a <script> tag, which also works when the site is opened from file://).
+            key = hashlib.sha1(data.encode()).hexdigest()[:16]
+            folder = Path(where)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{key}.js").write_text(f"(window.diffeduFrames = window.diffeduFrames || {{}})['{key}'] = {data};\n")
+            source = f"{folder.name}/{key}.js"
+        else:
+            key, source = "", ""
+            parts.append(f'<script type="application/json" class="diffedu-frames">{data}</script>')
         parts.append("""<script>(function(){
-var root=document.getElementById('%s');var d=JSON.parse(root.querySelector('.diffedu-frames').textContent);
-var img=root.querySelector('img');var names=Object.keys(d.axes);
-function update(){var key=names.map(function(n){var c=root.querySelector('[data-control="'+n+'"]');
+var root=document.getElementById('%s');var key='%s',src='%s';var d=null,loading=false;
+var img=root.querySelector('img');
+function show(){var names=Object.keys(d.axes);var k=names.map(function(n){var c=root.querySelector('[data-control="'+n+'"]');
 var i=parseInt(c.value);var s=root.querySelector('[data-value="'+n+'"]');if(s){s.textContent=d.axes[n][i];}return String(i);}).join('|');
-img.src='data:image/png;base64,'+d.frames[key];}
+img.src='data:image/png;base64,'+d.frames[k];}
+function update(){if(d){show();return;}
+if(!key){d=JSON.parse(root.querySelector('.diffedu-frames').textContent);show();return;}
+var have=window.diffeduFrames&&window.diffeduFrames[key];if(have){d=have;show();return;}
+if(loading){return;}loading=true;var el=document.createElement('script');
+el.src=(document.documentElement.dataset.content_root||'')+src;
+el.onload=function(){d=window.diffeduFrames[key];show();};document.head.appendChild(el);}
 root.querySelectorAll('[data-control]').forEach(function(c){c.addEventListener('input',update);c.addEventListener('change',update);});
-})();</script></div>""" % self.uid)
+})();</script></div>""" % (self.uid, key, source))
         return "".join(parts)
 
 
@@ -167,7 +193,9 @@ def solver_explorer(method: str = "euler_maruyama", log2_steps: int = 4, *, n_pa
     if is_static():
         return StaticExplorer(lambda method, log2_steps: solver_figure(method, log2_steps, n_paths=n_paths, seed=seed),
                               {"method": list(SOLVERS), "log2_steps": [2, 4, 6, 8, 10]},
-                              {"method": method, "log2_steps": log2_steps}, {"log2_steps": "log₂ steps"})
+                              {"method": method, "log2_steps": log2_steps}, {"log2_steps": "log₂ steps"},
+                              alt="Three numerical solutions of geometric Brownian motion and the exact paths driven by "
+                                  "the same Brownian motion, for the chosen scheme and number of steps")
     import ipywidgets as w
 
     controls = {"method": w.Dropdown(options=list(SOLVERS), value=method, description="method"),
@@ -232,7 +260,9 @@ def schedule_explorer(kind: str = "linear", beta_min: float = 0.1, beta_max: flo
     if is_static():
         return StaticExplorer(lambda kind, t: schedule_frame(kind, beta_min, beta_max, t),
                               {"kind": list(SCHEDULES), "t": [0.0, 0.1, 0.3, 0.6, 1.0]},
-                              {"kind": kind, "t": t}, {"kind": "schedule"})
+                              {"kind": kind, "t": t}, {"kind": "schedule"},
+                              alt="The noise schedule's alpha, sigma and log-SNR against time, and a bimodal density "
+                                  "diffused to the chosen time")
     import ipywidgets as w
 
     controls = {"kind": w.Dropdown(options=list(SCHEDULES), value=kind, description="schedule"),
@@ -287,7 +317,8 @@ def score_explorer(t: float = 0.1, *, schedule: str = "linear"):
     """
     if is_static():
         return StaticExplorer(lambda t: score_frame(t, schedule=schedule),
-                              {"t": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]}, {"t": t})
+                              {"t": [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]}, {"t": t},
+                              alt="The diffused density and its score at the chosen time")
     import ipywidgets as w
 
     controls = {"t": w.FloatSlider(value=t, min=0.0, max=1.0, step=0.01, description="t")}
@@ -351,7 +382,9 @@ def hbar_explorer(hbar: float = 0.0, *, data: str = "swiss_roll", schedule: str 
     """
     if is_static():
         return StaticExplorer(lambda hbar: hbar_frame(hbar, data=data, schedule=schedule, n=n, steps=steps),
-                              {"hbar": list(HBAR_FRAMES)}, {"hbar": hbar}, {"hbar": "ħ"})
+                              {"hbar": list(HBAR_FRAMES)}, {"hbar": hbar}, {"hbar": "ħ"},
+                              alt="Sampler paths and samples of the trained model for the chosen hbar, "
+                                  "from the probability-flow ODE (hbar 0) to the reverse SDE (hbar 1)")
     import ipywidgets as w
 
     controls = {"hbar": w.FloatSlider(value=hbar, min=0.0, max=2.0, step=0.1, description="ħ")}
@@ -404,7 +437,8 @@ def classical_explorer(hbar: float = 0.1, **kwargs):
     if is_static():
         values = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
         return StaticExplorer(lambda hbar: classical_frame(hbar, **kwargs), {"hbar": values}, {"hbar": hbar},
-                              {"hbar": "ħ"})
+                              {"hbar": "ħ"}, alt="Sampler paths fluctuating around the classical (hbar = 0) path "
+                                                 "for the chosen hbar")
     import ipywidgets as w
 
     controls = {"hbar": w.FloatLogSlider(value=hbar, base=10, min=-3, max=0, step=0.25, description="ħ")}
@@ -481,7 +515,8 @@ def wkb_explorer(hbar: float = 0.5, eps: float = 0.05):
     """
     if is_static():
         return StaticExplorer(lambda hbar: wkb_frame(hbar, eps), {"hbar": list(WKB_HBARS)}, {"hbar": hbar},
-                              {"hbar": "ħ"})
+                              {"hbar": "ħ"}, alt="The exact log-likelihood of the hbar sampler against its first-order "
+                                                 "(WKB) approximation for the chosen hbar")
     import ipywidgets as w
 
     controls = {"hbar": w.FloatSlider(value=hbar, min=0.0, max=1.0, step=0.1, description="ħ")}

@@ -72,7 +72,9 @@ def test_bibliography_and_citations(ch1):
     bib = (SITE / "book" / "bibliography.html").read_text()
     for name in ["Anderson", "Onsager", "Hirono", "Vincent", "Karras", "Dockhorn", "Kloeden", "Øksendal"]:
         assert name in bib, name
-    assert "bibliography.html#id" in ch1 or "bibliography.html#" in ch1
+    # an in-text citation links to the entry in the chapter's own reference list
+    targets = re.findall(r'<a class="reference internal" href="#(id\d+)" title="[^"]*Einstein', ch1)
+    assert targets and f'<div class="citation" id="{targets[0]}"' in ch1
 
 
 CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -103,3 +105,25 @@ def test_figures_have_an_opaque_light_background():
         corners = [img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]]
         for px in corners:
             assert px[:3].min() > 0.95 and (len(px) == 3 or px[3] > 0.95), f"{png.name}: corner pixel {px}"
+
+
+#: entries with no DOI, arXiv id or stable online copy that we could verify
+NO_LINK = {"perrin1909"}
+
+
+def test_bibliography_author_year_with_links():
+    """One citation style: the reference lists are labelled author–year like the in-text citations,
+    and every entry links to its DOI or arXiv page."""
+    bib = (ROOT / "book" / "references.bib").read_text()
+    entries = re.findall(r"@\w+\{([\w-]+),(.*?)\n\}", bib, re.S)
+    assert len(entries) >= 17
+    missing = [k for k, body in entries if k not in NO_LINK and not re.search(r"^\s*(doi|eprint)\s*=", body, re.M)]
+    assert not missing, f"entries without a DOI or arXiv id: {missing}"
+    page = (SITE / "book" / "bibliography.html").read_text()
+    assert "[HTF24]" not in page and not re.search(r">\[\w{2,4}\d\d\]<", page), "alpha-style labels remain"
+    assert "Hirono et al., 2024" in page and "https://arxiv.org/abs/2403.11262" in page
+    assert "https://doi.org/10.1103/PhysRev.91.1505" in page
+    for nb in sorted((SITE / "notebooks").glob("0*.html")):
+        html = nb.read_text()
+        refs = html[html.find('id="references"'):]
+        assert 'id="references"' in html and "citation" in refs, f"{nb.name}: no reference list"
