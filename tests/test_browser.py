@@ -101,8 +101,9 @@ def test_page_renders(browser, server, rel):
         if rel.startswith("notebooks/"):
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / (Path(rel).stem + ".png")))
-            page.emulate_media(color_scheme="dark")          # the theme follows the system's scheme
-            page.wait_for_timeout(200)
+            page.emulate_media(color_scheme="dark")          # a reader whose system is dark opens the page
+            page.reload(wait_until="load")
+            page.wait_for_timeout(300)
             assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
             page.screenshot(path=str(SHOTS / (Path(rel).stem + "-dark.png")))
     finally:
