@@ -279,16 +279,3 @@ def test_solution_title_link_opens_solution(browser, server):
     finally:
         page.close()
 
-
-def test_phone_equation_numbers_do_not_cover_equations(browser, server):
-    page, _ = _open(browser, server, "notebooks/02_fokker_planck.html", PHONE)
-    try:
-        overlaps = page.evaluate("""() => Array.from(document.querySelectorAll('div.math')).filter(d => {
-            const n = d.querySelector('.eqno'), m = d.querySelector('mjx-container');
-            if (!n || !m) return false;
-            const a = n.getBoundingClientRect(), b = m.getBoundingClientRect();
-            return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom; }).length""")
-        numbered = page.locator("div.math .eqno").count()
-        assert numbered >= 5 and overlaps == 0, f"{overlaps} of {numbered} equation numbers cover their equation"
-    finally:
-        page.close()
