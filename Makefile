@@ -10,12 +10,14 @@ STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book
 PIP_QUIET := -q
 
-.PHONY: help venv book test unit notebooks site-check weights student strip serve lab clean clean-all
+.PHONY: help venv book test robust unit notebooks lab-check site-check weights student strip serve lab clean clean-all
 
 help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
 	@echo "make test   unit tests + every notebook through nbval + the book build"
 	@echo "make lab    JupyterLab on the notebooks"
+	@echo "make robust every notebook through nbval again under three seed offsets (DIFFEDU_SEED_OFFSET)"
+	@echo "make lab-check  Chapter 4 run through JupyterLab in chromium (part of make test)"
 	@echo "make serve  preview the built site on http://127.0.0.1:8000"
 	@echo "make strip  clear notebook outputs before committing (and regenerate the install cell from _config.yml)"
 	@echo "make student  the student edition of the notebooks (_build/student, with a zip)"
@@ -44,16 +46,29 @@ book: $(STAMP)
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not site" -q
+	$(BIN)/python -m pytest tests -m "not site and not lab" -q
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q
 
+# Chapter 4 run through JupyterLab's UI in chromium: no errors, the live ħ explorer redraws, MyST renders.
+lab-check: $(STAMP)
+	$(BIN)/python -m pytest tests -m lab -q
+
 site-check: $(STAMP)
 	$(BIN)/python -m pytest tests -m site -q
 
-test: unit notebooks book site-check
+test: unit notebooks lab-check book site-check
 	@echo "make test: all checks passed"
+
+# Every check must hold for any seed: every seed of the book (de.make_generator, de.manual_seed) is shifted.
+ROBUST_OFFSETS := 101 2027 31337
+robust: $(STAMP)
+	@for off in $(ROBUST_OFFSETS); do \
+	  echo "== DIFFEDU_SEED_OFFSET=$$off"; \
+	  DIFFEDU_SEED_OFFSET=$$off $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q || exit 1; \
+	done
+	@echo "make robust: every notebook passed under offsets $(ROBUST_OFFSETS)"
 
 # Retrain the four shipped score models (two at a time, one thread each; about 10 minutes on 2 cores).
 weights: $(STAMP)

@@ -4,7 +4,7 @@ Everything public is re-exported here; the book's notation table maps each symbo
 to its name in this package.
 """
 
-from .device import default_device, make_generator, randn
+from .device import default_device, make_generator, manual_seed, randn
 from .schedules import Cosine, Linear, Schedule
 from .sde import (SDE, AdditiveSDE, BrownianMotion, GeometricBrownianMotion, ItoSDE, OrnsteinUhlenbeck, ReverseSDE,
                   SubVPSDE, VESDE, VPSDE)
@@ -18,7 +18,7 @@ from . import checks, fokker_planck, samplers, stats, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "default_device", "make_generator", "randn",
+    "default_device", "make_generator", "manual_seed", "randn",
     "Schedule", "Linear", "Cosine",
     "SDE", "AdditiveSDE", "ReverseSDE", "BrownianMotion", "OrnsteinUhlenbeck", "VPSDE", "SubVPSDE", "VESDE",
     "GeometricBrownianMotion", "ItoSDE",

@@ -15,6 +15,7 @@ import math
 import torch
 
 from . import _checks
+from .device import make_generator
 
 _SEED = 97531
 
@@ -93,7 +94,6 @@ def check_em_stationary_variance(x_em, *, theta: float = 1.0, sigma: float = 1.0
 def check_heun_stratonovich(heun_plain, *, mu: float = 1.5, sigma: float = 1.0) -> bool:
     """Exercise ``ex-heun-strat``: ``heun_plain(x0, dw, dt, mu, sigma)`` converges to the Stratonovich solution."""
     fn = _function(heun_plain, "heun_plain", "heun_plain(x0, dw, dt, mu, sigma) -> X_N")
-    from .device import make_generator
     from .solvers import brownian_increments, time_grid
 
     M, N = 2000, 2**9
@@ -149,7 +149,7 @@ def check_fp_ou_stationary(p_final, grid, *, theta: float = 2.0, sigma: float = 
 def check_fv_rhs(fv_rhs) -> bool:
     """Exercise ``ex-fv-mass``: a mass-conserving upwind finite-volume right-hand side."""
     fn = _function(fv_rhs, "fv_rhs", "fv_rhs(p, v, D, h) -> dp/dt")
-    gen = torch.Generator().manual_seed(_SEED)
+    gen = make_generator(_SEED)
     p, v = torch.rand(40, generator=gen, dtype=torch.float64), torch.randn(39, generator=gen, dtype=torch.float64)
     out = _tensor(fn(p, v, 0.4, 0.1), "fv_rhs(...)", (40,))
     if abs(float(out.sum())) > 1e-10:
@@ -219,7 +219,7 @@ def check_tweedie(denoise) -> bool:
     from .widgets import SCORE_DATA
 
     vp = _vp()
-    gen = torch.Generator().manual_seed(_SEED)
+    gen = make_generator(_SEED)
     x0 = SCORE_DATA.sample(200000, gen, dtype=torch.float64)
     for t, probe in ((0.2, [0.3, -0.2]), (0.5, [-0.8, 0.9])):
         alpha, sigma = (float(v) for v in vp.marginal(t))

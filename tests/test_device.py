@@ -44,3 +44,35 @@ def test_randn_bad_generator():
 def test_make_generator_bad_seed(seed, err):
     with pytest.raises(err, match="seed"):
         de.make_generator(seed)
+
+
+# --- DIFFEDU_SEED_OFFSET (make robust) ---------------------------------------------------------
+@pytest.mark.parametrize("environ, expected", [({}, 0), ({"DIFFEDU_SEED_OFFSET": ""}, 0),
+                                               ({"DIFFEDU_SEED_OFFSET": " 17 "}, 17)])
+def test_seed_offset(environ, expected):
+    assert de.device.seed_offset(environ) == expected
+
+
+@pytest.mark.parametrize("raw", ["-3", "x", "2.5"])
+def test_seed_offset_rejects(raw):
+    with pytest.raises(ValueError, match="DIFFEDU_SEED_OFFSET"):
+        de.device.seed_offset({"DIFFEDU_SEED_OFFSET": raw})
+
+
+def test_offset_shifts_every_seed(monkeypatch):
+    """make_generator(s) and manual_seed(s) under offset k draw what seed s + k draws without it."""
+    monkeypatch.delenv("DIFFEDU_SEED_OFFSET", raising=False)
+    plain = torch.randn(5, generator=de.make_generator(12), dtype=torch.float64)
+    de.manual_seed(12)
+    plain_global = torch.randn(5, dtype=torch.float64)
+    monkeypatch.setenv("DIFFEDU_SEED_OFFSET", "7")
+    shifted = torch.randn(5, generator=de.make_generator(5), dtype=torch.float64)
+    de.manual_seed(5)
+    shifted_global = torch.randn(5, dtype=torch.float64)
+    assert torch.equal(plain, shifted) and torch.equal(plain_global, shifted_global)
+    assert not torch.equal(shifted, torch.randn(5, generator=torch.Generator().manual_seed(5), dtype=torch.float64))
+
+
+def test_manual_seed_bad_seed():
+    with pytest.raises(ValueError, match="seed"):
+        de.manual_seed(-1)
