@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BINDER = ROOT / "binder"
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: not imported by any notebook, but what a reader on Binder needs: MyST (equations, exercises) rendered in JupyterLab
+READER_EXTENSIONS = {"jupyterlab-myst"}
 # what builds or tests the book; a Binder user only runs the notebooks
 EXCLUDED = {"jupyter-book", "playwright", "pytest", "pytest-playwright", "pytest-xdist", "nbval", "myst-nb",
             "myst-parser", "pydata-sphinx-theme"}
@@ -98,7 +100,7 @@ def test_binder_installs_only_what_the_notebooks_need():
     assert not binder & EXCLUDED and not any(n.startswith("sphinx") for n in binder), (
         f"book-building/testing tools in binder/requirements.txt: {sorted(binder & EXCLUDED)}")
     dists = importlib.metadata.packages_distributions()
-    needed = set(_package_dependencies())
+    needed = set(_package_dependencies()) | READER_EXTENSIONS
     for module, notebook in sorted(_notebook_imports().items()):
         if module in sys.stdlib_module_names or module == "diffedu":
             continue
