@@ -71,6 +71,13 @@ def test_offset_shifts_every_seed(monkeypatch):
     shifted_global = torch.randn(5, dtype=torch.float64)
     assert torch.equal(plain, shifted) and torch.equal(plain_global, shifted_global)
     assert not torch.equal(shifted, torch.randn(5, generator=torch.Generator().manual_seed(5), dtype=torch.float64))
+    stored = torch.randn(5, generator=de.make_generator(12, shift=False), dtype=torch.float64)
+    assert torch.equal(stored, plain), "shift=False must re-create the stored data whatever the offset"
+
+
+def test_make_generator_bad_shift():
+    with pytest.raises(TypeError, match="shift"):
+        de.make_generator(1, shift="no")
 
 
 def test_manual_seed_bad_seed():
