@@ -148,7 +148,7 @@ def compute(data: str = "swiss_roll", schedule: str = "simple", hbars=HBARS, cel
     torch_threads = torch.get_num_threads()
     model = de.load_pretrained(data, schedule)
     sde = model.sde
-    x = DATASETS[data](n_points, de.make_generator(seed), dtype=torch.float64)
+    x = DATASETS[data](n_points, de.make_generator(seed, shift=False), dtype=torch.float64)
     grid = Grid((-box, -box), (box, box), (cells, cells))
     for ax in range(2):
         lo, hi = float(grid.axes[ax][0]), float(grid.axes[ax][-1])

@@ -27,12 +27,12 @@ def train_one(data_name: str, schedule: str, steps: int, out: Path) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(INIT_SEED)
     model = ScoreMLP(dim=2)
-    data = DATASETS[data_name](3000, de.make_generator(DATA_SEED))
+    data = DATASETS[data_name](3000, de.make_generator(DATA_SEED, shift=False))
     sde = paper_sde(schedule)
     print(f"training {data_name} / {schedule} for {steps} steps")
     start = time.perf_counter()
     losses = train_dsm(model, data, sde, steps, batch_size=512, lr=1e-3,
-                       generator=de.make_generator(TRAIN_SEED), log_every=1000)
+                       generator=de.make_generator(TRAIN_SEED, shift=False), log_every=1000)
     seconds = time.perf_counter() - start
     info = {"data": data_name, "schedule": schedule, "steps": steps, "batch_size": 512, "lr": 1e-3,
             "train_points": 3000, "data_seed": DATA_SEED, "init_seed": INIT_SEED, "train_seed": TRAIN_SEED,
