@@ -19,7 +19,7 @@ help:
 	@echo "make robust every notebook through nbval again under three seed offsets (DIFFEDU_SEED_OFFSET)"
 	@echo "make lab-check  Chapter 4 run through JupyterLab in chromium (part of make test)"
 	@echo "make serve  preview the built site on http://127.0.0.1:8000"
-	@echo "make strip  clear notebook outputs before committing (and regenerate the install cell from _config.yml)"
+	@echo "make strip  clear notebook outputs before committing (and regenerate the install cell and book/api.md)"
 	@echo "make student  the student edition of the notebooks (_build/student, with a zip)"
 	@echo "make weights  retrain the shipped score models (about 10 min)"
 	@echo "make clean  remove _build"
@@ -81,6 +81,7 @@ student: $(STAMP)
 
 strip: $(STAMP)
 	$(BIN)/python scripts/sync_install_cell.py
+	$(BIN)/python scripts/make_api_page.py
 	$(BIN)/python scripts/strip_notebooks.py
 
 # Preview the built site on http://127.0.0.1:8000 (after `make book`).

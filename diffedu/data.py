@@ -186,4 +186,5 @@ def gaussian_grid(n: int, generator: torch.Generator | None = None, *, dtype: to
     return x.to(device=device if device is not None else "cpu", dtype=dtype)
 
 
+#: the paper's two 2-D data sets by name: ``DATASETS[name](n, generator)`` draws ``n`` points
 DATASETS = {"swiss_roll": swiss_roll, "gaussian_grid": gaussian_grid}

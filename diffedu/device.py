@@ -1,6 +1,6 @@
 """Where tensors live, and where noise comes from.
 
-Every random draw in :mod:`diffedu` goes through :func:`randn`: the normal numbers
+Every random draw in :mod:`diffedu` goes through :func:`~diffedu.randn`: the normal numbers
 are drawn on the CPU from an explicit ``torch.Generator`` and then moved to the
 compute device, so a notebook gives the same samples on a laptop and on a GPU.
 """

@@ -57,7 +57,7 @@ def apply_style() -> None:
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, *, width: float = 4.2, height: float = 3.2):
-    """A :class:`~matplotlib.figure.Figure` not tracked by pyplot, and its axes (always 2-D).
+    """A matplotlib ``Figure`` not tracked by pyplot, and its axes (always 2-D).
 
     Returning such a figure from a notebook cell displays it exactly once (a pyplot
     figure would be shown a second time by the inline backend).

@@ -59,7 +59,7 @@ class WKBResult:
     correction_dx: torch.Tensor | None = None   #: the delta-x form (exact method, form "dx"/"both")
     score: torch.Tensor | None = None   #: (n, d) grad log q^0_{t_min}(x0) from the score ODE (exact)
     hessian: torch.Tensor | None = None  #: (n, d, d) its Hessian (exact)
-    closure: torch.Tensor | None = None  #: (n,) |x back at t_min - x0| after the backward pass (exact)
+    closure: torch.Tensor | None = None  #: (n,) ``|x back at t_min - x0|`` after the backward pass (exact)
     error: torch.Tensor | None = None    #: (n,) the paper's error bound (finite differences)
     nfe: int = 0                         #: right-hand-side evaluations (outer solves)
     inner_nfe: int = 0                   #: evaluations inside the inner solves (finite differences)
