@@ -10,13 +10,14 @@ STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book
 PIP_QUIET := -q
 
-.PHONY: help venv book test robust unit notebooks lab-check site-check weights student strip serve lab clean clean-all
+.PHONY: help venv book test robust gpu-check unit notebooks lab-check site-check weights student strip serve lab clean clean-all
 
 help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
 	@echo "make test   unit tests + every notebook through nbval + the book build"
 	@echo "make lab    JupyterLab on the notebooks"
 	@echo "make robust every notebook through nbval again under three seed offsets (DIFFEDU_SEED_OFFSET)"
+	@echo "make gpu-check  on a GPU machine: unit tests and every chapter on CUDA, CPU-vs-CUDA numbers (python3, no venv)"
 	@echo "make lab-check  Chapter 4 run through JupyterLab in chromium (part of make test)"
 	@echo "make serve  preview the built site on http://127.0.0.1:8000"
 	@echo "make strip  clear notebook outputs before committing (and regenerate the install cell and book/api.md)"
@@ -63,6 +64,11 @@ test: unit notebooks lab-check book site-check
 
 # Every check must hold for any seed: every seed of the book (de.make_generator, de.manual_seed) is shifted.
 ROBUST_OFFSETS := 101 2027 31337
+# On a machine with a GPU: its python3 (a CUDA build of torch, pytest, matplotlib), nothing installed.
+GPU_PYTHON ?= python3
+gpu-check:
+	$(GPU_PYTHON) scripts/gpu_check.py
+
 robust: $(STAMP)
 	@for off in $(ROBUST_OFFSETS); do \
 	  echo "== DIFFEDU_SEED_OFFSET=$$off"; \
