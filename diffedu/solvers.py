@@ -9,9 +9,9 @@ All solvers share one signature::
 * ``ts`` is a strictly increasing **or** strictly decreasing sequence of times in
   ``[0, sde.T]``; decreasing times integrate backward (the Brownian increments then
   have variance :math:`|\Delta t|`);
-* the noise is drawn on the CPU from ``generator`` (see :func:`diffedu.device.randn`),
+* the noise is drawn on the CPU from ``generator`` (see :func:`~diffedu.randn`),
   or taken from ``dw``, a tensor of Brownian increments of shape ``(len(ts)-1, n, d)``
-  (for several schemes on one Brownian path, see :func:`brownian_increments`);
+  (for several schemes on one Brownian path, see :func:`~diffedu.brownian_increments`);
 * ``callback(k, t, x)`` is called after the start and after every step;
 * returns the final state, or the whole path of shape ``(len(ts), n, d)`` when
   ``return_path=True``.
@@ -173,6 +173,8 @@ def heun(sde, x0, ts, *, generator=None, return_path=False, callback=None, dw=No
     Heun's trapezoid rule converges to the *Stratonovich* solution, so for
     state-dependent noise it is applied to the Stratonovich form of the Itô SDE,
     with drift :math:`f - \tfrac12 g\,\partial_x g`; it then solves the same Itô
-    equation as the other two schemes.  Order 2 for ODEs (``g = 0``).
+    equation as the other two schemes.  Strong order 1 for additive noise (``g`` independent
+    of ``x``, no correction needed), as for Euler–Maruyama there; order 2 only for ODEs
+    (``g = 0``), which is the Heun method of Karras et al. (2022) for the probability-flow ODE.
     """
     return _integrate("heun", _heun_step, sde, x0, ts, generator, return_path, callback, dw)
