@@ -87,3 +87,26 @@ def test_references_are_not_revealed(capsys):
 def test_bad_input_is_rejected_clearly(call, err):
     with pytest.raises(err):
         call()
+
+
+def test_classical_gaussian_needs_the_hbar_fluctuations():
+    """ex-classical-gaussian: the hbar = 1e-4 answer passes; the ODE (hbar = 0) and hbar = 2e-4 do not."""
+    vp = de.VPSDE(de.Linear(0.1, 20.0))
+    score = de.GaussianMixture([1.0], [[0.0]], [0.2]).score_fn(vp)
+    ts = de.time_grid(1.0, 0.01, 500)
+    start = torch.full((400, 1), 1.5, dtype=torch.float64)
+
+    def answer(hbar):
+        ens = de.euler_maruyama(vp.reverse(score, hbar), start, ts, generator=torch.Generator().manual_seed(6),
+                                return_path=True)[:, :, 0]
+        return ens.mean(1), ens.std(1)
+
+    assert checks.check_classical_gaussian(*answer(1e-4)) is True
+    for hbar in (0.0, 2e-4):
+        with pytest.raises(AssertionError, match="spread"):
+            checks.check_classical_gaussian(*answer(hbar))
+    mean, spread = answer(1e-4)
+    with pytest.raises(AssertionError, match="mean path"):
+        checks.check_classical_gaussian(mean + 0.01, spread)
+    with pytest.raises(ValueError):
+        checks.check_classical_gaussian(mean, spread[:-1])
