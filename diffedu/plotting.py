@@ -6,6 +6,7 @@ import io
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 #: colours by role, used the same way in every chapter
 COLORS = {
@@ -32,8 +33,43 @@ STYLE = {
 }
 
 
+#: width (CSS px) at which the web book shows a figure that is wider: its column on a 1280 px
+#: desktop window (tests/test_browser.py measures it on every page)
+PAGE_PX = 680
+#: no text of a figure may be smaller than this (CSS px) as the book shows it
+MIN_TEXT_PX = 9.0
+
+
+def min_font_pt(fig: Figure, *, page_px: float = PAGE_PX, min_px: float = MIN_TEXT_PX) -> float:
+    """The smallest font size (points) that stays ``min_px`` high when ``fig`` is shown at most
+    ``page_px`` wide: a figure wider than the page is scaled down by ``page_px / width``."""
+    dpi = float(matplotlib.rcParams["savefig.dpi"]) if matplotlib.rcParams["savefig.dpi"] != "figure" else fig.dpi
+    width_px = fig.get_figwidth() * dpi
+    scale = min(1.0, page_px / width_px)
+    return min_px * 72.0 / (dpi * scale)
+
+
+def make_legible(fig: Figure) -> Figure:
+    """Raise every visible text of ``fig`` below :func:`min_font_pt` to that size (in place).
+
+    A legend or title asked for at 7 pt in a four-panel figure would be 5 px high on the page;
+    the book's rule is that no text is smaller than :data:`MIN_TEXT_PX` where it is read.
+    """
+    floor = min_font_pt(fig)
+    for ax in fig.get_axes():                # tick labels are re-made from the axis' settings
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            for which, ticks in (("major", axis.get_major_ticks()), ("minor", axis.get_minor_ticks())):
+                if ticks and ticks[0].label1.get_fontsize() < floor:
+                    ax.tick_params(axis=name, which=which, labelsize=floor)
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text().strip() and text.get_fontsize() < floor:
+            text.set_fontsize(floor)
+    return fig
+
+
 def figure_png(fig: Figure) -> bytes:
-    """The PNG bytes of ``fig`` (tight bounding box, white background)."""
+    """The PNG bytes of ``fig`` (tight bounding box, white background, text legible: :func:`make_legible`)."""
+    make_legible(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     return buf.getvalue()

@@ -92,6 +92,14 @@ def test_page_renders(browser, server, rel):
                                ".map(i => i.src.slice(0, 80))")
         assert not broken, f"images that did not load: {broken}"
         assert not errors, f"console errors: {errors}"
+        # figures are drawn so that their text is legible when shown min(natural width, PAGE_PX) wide
+        # (diffedu.plotting.make_legible); a narrower column would shrink that text below MIN_TEXT_PX
+        from diffedu.plotting import PAGE_PX
+        shrunk = page.evaluate("""(px) => Array.from(document.querySelectorAll('article img'))
+            .filter(i => i.complete && i.naturalWidth > 0 && i.offsetParent !== null)
+            .filter(i => i.getBoundingClientRect().width < 0.97 * Math.min(i.naturalWidth, px))
+            .map(i => [i.src.slice(-40), i.naturalWidth, Math.round(i.getBoundingClientRect().width)])""", PAGE_PX)
+        assert not shrunk, f"figures shown narrower than min(natural width, {PAGE_PX} px): {shrunk}"
         text = page.evaluate("""() => { const a = (document.querySelector('article') || document.body).cloneNode(true);
             a.querySelectorAll('mjx-container, .math, pre, code, script, style, .MathJax').forEach(e => e.remove());
             return a.innerText; }""")

@@ -139,3 +139,27 @@ def test_static_explorer_adds_missing_default_and_keys_frames_by_index():
     ex = widgets.StaticExplorer(frame, {"a": [1.0, 3.0], "b": ["x", "y"]}, {"a": 2.0, "b": "y"})
     assert ex.axes["a"] == [1.0, 2.0, 3.0] and ex.start == {"a": 1, "b": 1}
     assert sorted(ex.frames) == [f"{i}|{j}" for i in range(3) for j in range(2)] and len(calls) == 6
+
+
+def test_figure_text_is_legible_at_the_page_width():
+    """Every text of a figure, as the book shows it (at most PAGE_PX wide), is at least MIN_TEXT_PX high."""
+    import io
+
+    import matplotlib.image
+    from matplotlib.text import Text
+    from diffedu.plotting import MIN_TEXT_PX, PAGE_PX, figure_png, min_font_pt
+
+    fig, axes = new_figure(ncols=4, width=2.6, height=2.6)
+    for ax in axes[0]:
+        ax.plot([0, 1], [0, 1], label="a line")
+        ax.legend(fontsize=6)
+        ax.set_title("a title", fontsize=7)
+        ax.tick_params(labelsize=5)
+    png = figure_png(fig)
+    width = matplotlib.image.imread(io.BytesIO(png)).shape[1]
+    scale = min(1.0, PAGE_PX / width)
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert min(sizes) * 100 / 72 * scale >= 0.95 * MIN_TEXT_PX        # px on the page (tight box ~ figsize)
+    assert min(sizes) == pytest.approx(min_font_pt(fig))               # the small ones were raised, not more
+    small, _ = new_figure(width=3.0, height=2.0)                        # narrower than the page: no scaling
+    assert min_font_pt(small) == pytest.approx(MIN_TEXT_PX * 72 / 100)
