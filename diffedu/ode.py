@@ -6,7 +6,8 @@ independent ODE (one test point), but the batch shares one step size.  The local
 embedded 4th-order solution is measured per row as the RMS over all of that row's components of
 :math:`e / (a_{\rm tol} + r_{\rm tol}\max(|y_n|, |y_{n+1}|))`; a step is accepted when the
 largest row error is at most 1.  Rows marked inactive (for example trajectories that left the
-box) no longer control the step size.
+box) no longer control the step size and are no longer advanced: they keep the value of the step
+at which they were dropped.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def dopri5(rhs, t0: float, t1: float, y0, *, rtol: float, atol: float, max_steps
 
     ``y0`` is a tuple of tensors with the batch on axis 0; ``rhs(t, y)`` returns a tuple of the
     same shapes.  ``on_step(t, y)``, if given, is called after every accepted step and returns a
-    boolean mask (batch,) of rows to drop from the error control from then on (or ``None``).
+    boolean mask (batch,) of rows to drop from the error control from then on (or ``None``); a
+    dropped row is frozen at its value at that step (so it stays finite).
     Returns ``(y1, ODEStats)``.  Raises ``RuntimeError`` after ``max_steps`` attempted steps and
     ``FloatingPointError`` if the step size underflows; both name ``name`` and the time reached.
     """
@@ -81,7 +83,8 @@ def dopri5(rhs, t0: float, t1: float, y0, *, rtol: float, atol: float, max_steps
         err = float(err_pt.max()) if bool(torch.isfinite(err_pt).all()) else float("inf")
         if err <= 1.0:
             t += hs
-            y = y5
+            # inactive rows stay where they were dropped: uncontrolled, they could overflow to inf/NaN
+            y = tuple(torch.where(off.view(-1, *([1] * (v.dim() - 1))), v, v5) for v, v5 in zip(y, y5))
             k0 = ks[6]              # first same as last
             steps += 1
             if on_step is not None:

@@ -32,7 +32,7 @@ def main():
     for data_name in DATA_NAMES:
         for schedule in SCHEDULE_NAMES:
             model = de.load_pretrained(data_name, schedule)
-            table = [[w2_trial(model, data_name, h, k, n=args.n, steps=args.steps) for k in range(args.trials)] for h in HBARS]
+            table = [[w2_trial(model, data_name, h, k, n=args.n, steps=args.steps, shift=False) for k in range(args.trials)] for h in HBARS]
             out["results"][f"{data_name}_{schedule}"] = [[round(v, 6) for v in row] for row in table]
             print(f"{data_name}/{schedule}: " + " ".join(f"{sum(r) / len(r):.4f}" for r in table)
                   + f"  ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -3,6 +3,7 @@
 Usage: python scripts/strip_notebooks.py [NOTEBOOK ...]   (default: notebooks/*.ipynb)
 """
 
+import secrets
 import sys
 from pathlib import Path
 
@@ -11,8 +12,13 @@ import nbformat
 
 def strip(path: Path) -> bool:
     nb = nbformat.read(path, as_version=4)
-    before = nbformat.writes(nb)
+    before = path.read_text().rstrip("\n")
+    seen = set()
     for cell in nb.cells:
+        # nbformat 4.5 needs a unique id per cell (the student edition pairs stubs and solutions by it)
+        if not cell.get("id") or cell.id in seen:
+            cell.id = secrets.token_hex(4)
+        seen.add(cell.id)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
@@ -20,7 +26,7 @@ def strip(path: Path) -> bool:
             cell.metadata.pop(key, None)
     nb.metadata.pop("widgets", None)
     after = nbformat.writes(nb)
-    if after != before:
+    if after.rstrip("\n") != before:
         path.write_text(after + ("" if after.endswith("\n") else "\n"))
         return True
     return False

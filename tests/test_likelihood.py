@@ -95,3 +95,26 @@ def test_bad_input():
         log_likelihood(SDE, lambda z, t: z[:, :1], x)
     with pytest.raises(TypeError, match="generator"):
         log_likelihood(SDE, s, x, divergence="hutchinson", generator=3)
+
+
+def test_dropped_rows_are_frozen_and_stay_finite():
+    # dx/dt = x^2 blows up at t = 1/x0: the second row leaves the box |x| <= 2 at t = 0.5 and would
+    # overflow before t = 1.5; dropped from the error control, it must keep its value at the drop
+    from diffedu.ode import dopri5
+    y0 = (torch.tensor([[0.1], [1.0]], dtype=torch.float64),)
+    (y,), st = dopri5(lambda t, y: (y[0] ** 2,), 0.0, 1.5, y0, rtol=1e-8, atol=1e-10,
+                      on_step=lambda t, y: (y[0].abs() > 2.0).any(1))
+    assert st.inactive.tolist() == [False, True]
+    assert bool(torch.isfinite(y).all())
+    assert 2.0 < float(y[1, 0]) < 3.0                            # frozen just after leaving the box
+    assert abs(float(y[0, 0]) - 0.1 / (1 - 0.1 * 1.5)) < 1e-7     # the kept row is unaffected
+
+
+def test_excluded_trajectory_that_would_overflow_gives_nan_logp_not_an_error():
+    # a drift that grows like x^2 outside the box: without freezing, x_T overflows and the prior fails
+    ve = de.VESDE(0.01, 5.0, t_min=1e-3)
+    score = lambda x, t: -(x**3) * 1e3
+    x = torch.tensor([[0.0], [0.9]], dtype=torch.float64)
+    r = log_likelihood(ve, score, x, box=1.0)
+    assert r.excluded.tolist() == [False, True]
+    assert bool(torch.isfinite(r.x_T).all()) and bool(torch.isnan(r.logp[1])) and bool(torch.isfinite(r.logp[0]))

@@ -32,6 +32,15 @@ def test_committed_without_outputs(path):
             assert cell.get("execution_count") is None, f"{path.name}: cell {i} stores an execution count"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    # nbformat 4.5 requires cell ids; the student edition pairs stubs with solutions by them
+    ids = [cell.get("id") for cell in _load(path)["cells"]]
+    missing = [i for i, cid in enumerate(ids) if not cid]
+    assert not missing, f"{path.name}: cells {missing} have no id (run make strip)"
+    assert len(set(ids)) == len(ids), f"{path.name}: repeated cell ids"
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_structure(path):
     nb = _load(path)

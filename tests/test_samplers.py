@@ -89,3 +89,16 @@ def test_w2_trial_is_paired_and_reproducible():
     assert a != w2_trial(m, "swiss_roll", 0.1, 1, n=200, steps=50)
     with pytest.raises(ValueError, match="data"):
         w2_trial(m, "mnist", 0.1, 0)
+
+
+def test_w2_trial_shift_false_recreates_the_stored_draws_under_any_offset(monkeypatch):
+    from diffedu.samplers import w2_trial
+
+    m = de.load_pretrained("swiss_roll", "simple")
+    monkeypatch.setenv("DIFFEDU_SEED_OFFSET", "0")
+    base = w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50)
+    monkeypatch.setenv("DIFFEDU_SEED_OFFSET", "101")
+    assert w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50, shift=False) == base
+    assert w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50) != base
+    with pytest.raises(TypeError, match="shift"):
+        w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50, shift="no")
