@@ -53,7 +53,7 @@ def make_legible(fig: Figure) -> Figure:
     """Raise every visible text of ``fig`` below :func:`min_font_pt` to that size (in place).
 
     A legend or title asked for at 7 pt in a four-panel figure would be 5 px high on the page;
-    the book's rule is that no text is smaller than :data:`MIN_TEXT_PX` where it is read.
+    the book's rule is that no text is smaller than ``MIN_TEXT_PX`` where it is read.
     """
     floor = min_font_pt(fig)
     for ax in fig.get_axes():                # tick labels are re-made from the axis' settings

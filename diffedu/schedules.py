@@ -1,4 +1,4 @@
-r"""Noise schedules of the variance-preserving family (book: {eq}`eq-vp-sde`).
+r"""Noise schedules of the variance-preserving family (book: Chapter 2, "VE, VP and sub-VP", {eq}`eq-variance-ode`).
 
 A schedule is a rate :math:`\beta(t) \ge 0`.  The VP SDE
 :math:`dx = -\tfrac12\beta(t)x\,dt + \sqrt{\beta(t)}\,dw` then has the Gaussian
@@ -40,11 +40,11 @@ class Schedule:
         raise NotImplementedError
 
     def alpha(self, t) -> torch.Tensor:
-        r""":math:`\alpha(t) = \exp(-\tfrac12\int_0^t\beta)`, the mean factor of {eq}`eq-vp-marginal`."""
+        r""":math:`\alpha(t) = \exp(-\tfrac12\int_0^t\beta)`, the mean factor of the marginal {eq}`eq-mixture-marginal`."""
         return torch.exp(-0.5 * self.beta_integral(t))
 
     def sigma(self, t) -> torch.Tensor:
-        r""":math:`\sigma(t) = \sqrt{1-\alpha(t)^2}`, the noise level of {eq}`eq-vp-marginal`."""
+        r""":math:`\sigma(t) = \sqrt{1-\alpha(t)^2}`, the noise level of the marginal {eq}`eq-mixture-marginal`."""
         return torch.sqrt(-torch.expm1(-self.beta_integral(t)))
 
 

@@ -250,7 +250,7 @@ class OrnsteinUhlenbeck(SDE):
 
 
 class VPSDE(SDE):
-    r"""Variance-preserving SDE :math:`dx = -\tfrac12\beta(t)x\,dt + \sqrt{\beta(t)}\,dw` (book: {eq}`eq-vp-sde`).
+    r"""Variance-preserving SDE :math:`dx = -\tfrac12\beta(t)x\,dt + \sqrt{\beta(t)}\,dw` (book: Chapter 2, "VE, VP and sub-VP", {eq}`eq-variance-ode`).
 
     ``schedule`` is a :class:`~diffedu.schedules.Schedule`; ``T`` defaults to 1, capped
     by the schedule's ``t_max``.  Prior :math:`N(0, I)`.
@@ -282,7 +282,7 @@ class VPSDE(SDE):
 
 
 class SubVPSDE(VPSDE):
-    r"""Sub-VP SDE: VP drift, :math:`g^2 = \beta(t)(1-e^{-2\int_0^t\beta})` (book: {eq}`eq-subvp-sde`).
+    r"""Sub-VP SDE: VP drift, :math:`g^2 = \beta(t)(1-e^{-2\int_0^t\beta})` (book: Chapter 2, {eq}`eq-variance-ode`).
 
     :math:`x_t = \alpha x_0 + \sigma z` with :math:`\alpha = e^{-\frac12\int\beta}` and
     :math:`\sigma = 1-e^{-\int\beta}`, which is below the VP value :math:`\sqrt{1-\alpha^2}`.
@@ -301,7 +301,7 @@ class SubVPSDE(VPSDE):
 class VESDE(SDE):
     r"""Variance-exploding SDE :math:`dx = \sqrt{d\sigma^2/dt}\,dw`, :math:`\sigma(t) = \sigma_{\min}(\sigma_{\max}/\sigma_{\min})^t`.
 
-    (book: {eq}`eq-ve-sde`.)  :math:`x_t = x_0 + \sqrt{\sigma(t)^2-\sigma_{\min}^2}\,z`;
+    (book: Chapter 2, {eq}`eq-variance-ode`.)  :math:`x_t = x_0 + \sqrt{\sigma(t)^2-\sigma_{\min}^2}\,z`;
     prior :math:`N(0, \sigma_{\max}^2 I)`.  Raises ``ValueError`` unless
     ``0 < sigma_min < sigma_max``.
     """

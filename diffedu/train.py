@@ -25,7 +25,7 @@ def dsm_loss(model, x0: torch.Tensor, sde: SDE, t: torch.Tensor, z: torch.Tensor
              reduction: str = "mean") -> torch.Tensor:
     r"""The :math:`g^2`-weighted denoising loss {eq}`eq-dsm-loss` of a batch (``t`` shape ``(n,)``, ``z`` like ``x0``).
 
-    ``reduction="mean"`` averages over the batch and the coordinates; ``"none"`` returns the
+    ``reduction="mean"`` averages over the batch and the coordinates (the 1/d of the equation); ``"none"`` returns the
     per-sample losses ``(n,)`` (averaged over coordinates), e.g. for paired comparisons of models.
     """
     _checks.choice(reduction, "reduction", ("mean", "none"))

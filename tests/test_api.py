@@ -62,3 +62,18 @@ def test_top_level_names_are_documented_at_the_top_level():
     paths = {p for _, p in _documented()}
     for name in set(de.__all__) - set(de.MODULES):
         assert f"diffedu.{name}" in paths, f"diffedu.{name} is in __all__ but not on the API page under that path"
+
+
+def test_every_equation_a_docstring_cites_exists_in_the_book():
+    # the API page renders {eq}`label` roles from the docstrings; a missing label fails the book build late
+    labels = set()
+    for nb in list((ROOT / "notebooks").glob("*.ipynb")) + list((ROOT / "book").glob("*.md")):
+        labels |= set(re.findall(r"\$\$ \((eq-[\w-]+)\)", nb.read_text().replace("\\n", "\n")))
+        labels |= set(re.findall(r":label: (eq-[\w-]+)", nb.read_text().replace("\\n", "\n")))
+    assert len(labels) > 30
+    cited = {}
+    for path in (ROOT / "diffedu").glob("*.py"):
+        for label in re.findall(r"\{eq\}`(eq-[\w-]+)`", path.read_text()):
+            cited.setdefault(label, path.name)
+    missing = {label: f for label, f in cited.items() if label not in labels}
+    assert not missing, f"docstrings cite equations the book does not label: {missing}"

@@ -110,3 +110,34 @@ def test_classical_gaussian_needs_the_hbar_fluctuations():
         checks.check_classical_gaussian(mean + 0.01, spread)
     with pytest.raises(ValueError):
         checks.check_classical_gaussian(mean, spread[:-1])
+
+
+def test_dsm_floor_needs_the_d_dimensional_result():
+    alpha, sigma = (float(v) for v in de.VPSDE(de.Linear(0.1, 20.0)).marginal(0.3))
+    one = 1 / sigma**2 - 1 / (alpha**2 * 0.04 + sigma**2)
+    assert checks.check_dsm_floor(2 * one) is True
+    with pytest.raises(AssertionError, match="one coordinate"):
+        checks.check_dsm_floor(one)                   # the 1-D formula
+    with pytest.raises(AssertionError, match="Hint"):
+        checks.check_dsm_floor(2 / sigma**2)          # forgot E|grad log p_t|^2
+
+
+def test_kl_terms_need_the_exercise_mixture():
+    from diffedu.fokker_planck import Grid
+    vp = de.VPSDE(de.Linear(0.1, 20.0))
+    x = Grid(-6.0, 6.0, 1000).points()
+    h = float(x[1, 0] - x[0, 0])
+
+    def full(mix):
+        tq = torch.linspace(0.0, 1.0, 51, dtype=torch.float64)
+        vals = [0.5 * float(vp.diffusion(t)) ** 2 * float((mix.score(x, t, vp)[:, 0] ** 2 * mix.log_prob(x, t, vp).exp()).sum() * h)
+                for t in tq.tolist()]
+        return float(torch.trapezoid(torch.tensor(vals), tq))
+
+    right = full(de.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [0.25, 0.25]))
+    assert checks.check_kl_terms(0.01 * right, 0.16 * right) is True
+    old = full(de.GaussianMixture([0.3, 0.7], [[-1.5], [1.0]], [0.3, 0.2]))      # the chapter's mix1
+    with pytest.raises(AssertionError, match="mix_kl"):
+        checks.check_kl_terms(0.01 * old, 0.16 * old)
+    with pytest.raises(AssertionError, match="Hint"):
+        checks.check_kl_terms(0.1 * right, 0.4 * right)                              # linear, not quadratic

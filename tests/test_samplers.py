@@ -102,3 +102,36 @@ def test_w2_trial_shift_false_recreates_the_stored_draws_under_any_offset(monkey
     assert w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50) != base
     with pytest.raises(TypeError, match="shift"):
         w2_trial(m, "swiss_roll", 0.1, 0, n=200, steps=50, shift="no")
+
+
+def test_pc_corrects_first_then_predicts():
+    # Chapter 3 states the order: at each t_k a Langevin corrector, then the reverse-diffusion predictor
+    from diffedu.samplers import _rd_step, langevin_corrector, pc
+    vp = de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-3)
+    score = de.GaussianMixture([1.0], [[0.0, 0.0]], [0.5]).score_fn(vp)
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ts = [1.0, 0.6, 0.2]
+    got = pc(vp, score, x, ts, torch.Generator().manual_seed(1))
+    gen, want = torch.Generator().manual_seed(1), x
+    for t, t_next in zip(ts, ts[1:]):
+        want = _rd_step(vp, score, langevin_corrector(vp, score, want, t, t_next, gen), t, t_next, gen)
+    assert torch.equal(got, want)
+    gen, other = torch.Generator().manual_seed(1), x
+    for t, t_next in zip(ts, ts[1:]):
+        other = langevin_corrector(vp, score, _rd_step(vp, score, other, t, t_next, gen), t_next, t_next, gen)
+    assert not torch.allclose(got, other)
+
+
+def test_dsm_loss_is_the_coordinate_mean_and_train_dsm_refuses_t_min_zero():
+    vp = de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-3)
+    gen = torch.Generator().manual_seed(3)
+    x0 = torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    z = torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    t = 0.1 + 0.8 * torch.rand(50, generator=gen, dtype=torch.float64)
+    model = lambda x, tt: -x
+    alpha, sigma = (v[:, None] for v in vp.marginal(t))
+    g2 = vp.diffusion(t)[:, None] ** 2
+    full = (g2 * (model(alpha * x0 + sigma * z, t) + z / sigma) ** 2).sum(1)      # Eq. (eq-dsm-loss) without 1/d
+    assert torch.allclose(de.train.dsm_loss(model, x0, vp, t, z, reduction="none"), full / 3)
+    with pytest.raises(ValueError, match="t_min"):
+        de.train_dsm(de.ScoreMLP(dim=3), x0, de.VPSDE(de.Linear(0.1, 20.0), t_min=0.0), steps=1, batch_size=10)
