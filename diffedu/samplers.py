@@ -9,7 +9,7 @@ Every sampler starts from :math:`x_T \sim \pi` and walks the decreasing time gri
 * ``ancestral``: DDPM ancestral sampling (VP) or its SMLD analogue (VE), {eq}`eq-ancestral`.
 * ``reverse_diffusion``: the reverse-diffusion predictor of Song et al. (2021), built from
   the exact one-step Gaussian transition of the affine forward SDE.
-* ``pc``: reverse-diffusion predictor followed by Langevin corrector steps.
+* ``pc``: at each time a Langevin corrector step, then the reverse-diffusion predictor.
 
 :func:`~diffedu.sample` is the one-line entry point.
 """

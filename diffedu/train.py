@@ -3,9 +3,9 @@ r"""Denoising score matching (book: Chapter 3, {eq}`eq-dsm-loss`).
 The loss is the :math:`g^2`-weighted ("likelihood-weighted") denoising objective
 
 .. math:: L(\theta) = \mathbb E_{t\sim U[t_{\min},T]}\,\mathbb E_{x_0,z}\;
-          g(t)^2\,\big\| s_\theta(\alpha x_0 + \sigma z,\ t) + z/\sigma \big\|^2 ,
+          \frac{g(t)^2}{d}\,\big\| s_\theta(\alpha x_0 + \sigma z,\ t) + z/\sigma \big\|^2 ,
 
-averaged over the batch and the coordinates, as in Hirono, Tanaka & Fukushima (2024).
+estimated by the mean over the batch (the :math:`1/d` makes it the mean over the coordinates), as in Hirono, Tanaka & Fukushima (2024).
 Batches are drawn epoch by epoch without replacement, dropping the remainder.
 """
 
