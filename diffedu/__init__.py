@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 #: every public module of the package, reachable as ``de.<module>``
 MODULES = ("checks", "data", "device", "fokker_planck", "likelihood", "nets", "ode", "path_integral",
-           "plotting", "samplers", "schedules", "sde", "solvers", "stats", "train", "widgets", "wkb")
+           "plotting", "quadrature", "samplers", "schedules", "sde", "solvers", "stats", "train", "widgets", "wkb")
 
 
 def __getattr__(name):

@@ -253,6 +253,7 @@ def _score_term_c0():
     r""":math:`\int_0^1 \tfrac{g^2}{2} E_{p_t}|\nabla\log p_t|^2 dt` for the mixture of ``ex-kl-terms`` under the linear VP SDE
     (Simpson's rule on 401 times, a fine grid in x)."""
     from .data import GaussianMixture
+    from .quadrature import simpson
     from .schedules import Linear
     from .sde import VPSDE
 
@@ -263,9 +264,7 @@ def _score_term_c0():
     tq = torch.linspace(0.0, 1.0, 401, dtype=torch.float64)
     vals = torch.tensor([0.5 * float(vp.diffusion(t)) ** 2 * float((mix.score(x, t, vp)[:, 0] ** 2 * mix.log_prob(x, t, vp).exp()).sum() * h)
                          for t in tq.tolist()], dtype=torch.float64)
-    w = torch.ones(len(tq), dtype=torch.float64)
-    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    return float((w * vals).sum()) * float(tq[1] - tq[0]) / 3
+    return simpson(vals, float(tq[1] - tq[0]))
 
 
 def check_kl_terms(term_09, term_06) -> bool:
