@@ -25,6 +25,10 @@ def _as_float64(value, name: str) -> torch.Tensor:
         raise TypeError(f"{name} must be a tensor or a (non-ragged) nested list of numbers") from None
 
 
+#: the range of component standard deviations whose variance and inverse variance are finite in float64
+STD_MIN, STD_MAX = 1e-100, 1e100
+
+
 class GaussianMixture:
     r"""A mixture :math:`\sum_k w_k N(m_k, \mathrm{diag}(s_k^2))` in ``d`` dimensions.
 
@@ -42,7 +46,7 @@ class GaussianMixture:
             raise ValueError(f"weights must have shape (K,) with K >= 1, got {tuple(w.shape)}")
         K = w.shape[0]
         if m.dim() != 2 or m.shape[0] != K:
-            raise ValueError(f"means must have shape (K, d) = ({K}, d), got {tuple(m.shape)}")
+            raise ValueError(f"means must have shape (K, d) = ({K}, d) with K = len(weights), got {tuple(m.shape)}")
         d = m.shape[1]
         if s.dim() == 1 and s.shape[0] == K:
             s = s[:, None].expand(K, d).clone()
@@ -55,6 +59,11 @@ class GaussianMixture:
             raise ValueError("weights must be positive")
         if not bool((s > 0).all()):
             raise ValueError("stds must be positive")
+        if not bool(((s >= STD_MIN) & (s <= STD_MAX)).all()):
+            raise ValueError(f"stds must lie in [{STD_MIN:g}, {STD_MAX:g}] (1/std^2 and std^2 must stay finite "
+                             f"in float64), got values in [{float(s.min()):g}, {float(s.max()):g}]")
+        if not bool((m.abs() <= STD_MAX).all()):
+            raise ValueError(f"means must lie in [-{STD_MAX:g}, {STD_MAX:g}]")
         self.weights = w / w.sum()
         self.means = m
         self.stds = s
@@ -68,6 +77,8 @@ class GaussianMixture:
         """``n`` samples, shape ``(n, d)``; the component indices and the noise come from ``generator``."""
         n = _checks.positive_int(n, "n")
         _checks.generator(generator)
+        device, dtype = _checks.device(device), _checks.floating_dtype(dtype)
+        _checks.memory(n * self.dim, "n")
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = randn((n, self.dim), generator=generator, dtype=torch.float64)
         x = self.means[k] + self.stds[k] * z
@@ -79,6 +90,7 @@ class GaussianMixture:
         ``sde=None`` means the data themselves (``t`` must then be 0).  ``t`` is a number
         or a tensor of shape ``(n,)``.
         """
+        n = _checks.positive_int(n, "n")
         m, v = self.means[None], (self.stds**2)[None]
         if sde is None:
             if isinstance(t, torch.Tensor) and t.numel() > 1:
@@ -138,8 +150,10 @@ def swiss_roll(n: int, generator: torch.Generator | None = None, *, noise: float
     scikit-learn's ``make_swiss_roll``, written out here.  Seeded by ``generator``.
     """
     n = _checks.positive_int(n, "n")
-    noise = _checks.real(noise, "noise", low=0.0)
+    noise = _checks.real(noise, "noise", low=0.0, high=_checks.SCALE_MAX)
     _checks.generator(generator)
+    device, dtype = _checks.device(device), _checks.floating_dtype(dtype)
+    _checks.memory(4 * n, "n")
     u = 1.5 * math.pi * (1.0 + 2.0 * torch.rand(n, generator=generator, dtype=torch.float64))
     z = randn((n, 2), generator=generator, dtype=torch.float64)
     x = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) + noise * z
@@ -155,8 +169,8 @@ def swiss_roll_mixture(components: int = 2000, *, noise: float = 0.5) -> Gaussia
     about 0.007 apart against a blur of 0.073), so its ``log_prob`` and ``score`` at any ``t``
     give the perfect-score reference for the Swiss roll.
     """
-    components = _checks.positive_int(components, "components", low=10)
-    noise = _checks.real(noise, "noise", low=0.0, low_open=True)
+    components = _checks.positive_int(components, "components", low=10, high=10_000_000)
+    noise = _checks.real(noise, "noise", low=SWISS_ROLL_SCALE * STD_MIN, high=SWISS_ROLL_SCALE * STD_MAX)
     u = 1.5 * math.pi + 3.0 * math.pi * (torch.arange(components, dtype=torch.float64) + 0.5) / components
     means = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) / SWISS_ROLL_SCALE
     return GaussianMixture(torch.ones(components, dtype=torch.float64), means,
@@ -178,6 +192,8 @@ def gaussian_grid(n: int, generator: torch.Generator | None = None, *, dtype: to
     ``n mod 25`` modes get one more), std 0.05 around :math:`(2i, 2j)`, shuffled, divided by 2.828."""
     n = _checks.positive_int(n, "n")
     _checks.generator(generator)
+    device, dtype = _checks.device(device), _checks.floating_dtype(dtype)
+    _checks.memory(4 * n, "n")
     mix = gaussian_grid_mixture()
     k = torch.arange(n) % 25
     k = k[torch.randperm(n, generator=generator)]

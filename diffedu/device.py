@@ -8,6 +8,7 @@ compute device, so a notebook gives the same samples on a laptop and on a GPU.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import torch
 
@@ -48,9 +49,14 @@ def randn(shape, *, generator: torch.Generator | None = None, device=None,
 
     ``generator=None`` uses torch's global CPU generator (not reproducible unless
     ``torch.manual_seed`` was called); pass a seeded ``torch.Generator()`` instead.
+    ``dtype`` must be a floating-point dtype; ``shape`` a tuple of non-negative integers whose
+    tensor fits in memory.
     """
+    shape = _checks.shape(shape)
     _checks.generator(generator)
-    z = torch.randn(tuple(shape), generator=generator, dtype=torch.float64)
+    device = _checks.device(device)
+    dtype = _checks.floating_dtype(dtype)
+    z = torch.randn(shape, generator=generator, dtype=torch.float64)
     return z.to(device=device if device is not None else "cpu", dtype=dtype)
 
 
@@ -62,7 +68,12 @@ def seed_offset(environ=None) -> int:
     non-negative integer.
     """
     environ = os.environ if environ is None else environ
-    raw = environ.get("DIFFEDU_SEED_OFFSET", "").strip()
+    if not isinstance(environ, Mapping):
+        raise TypeError(f"environ must be a mapping of environment variables (like os.environ), got {type(environ).__name__}")
+    raw = environ.get("DIFFEDU_SEED_OFFSET", "")
+    if not isinstance(raw, str):
+        raise TypeError(f"environ['DIFFEDU_SEED_OFFSET'] must be a string, got {type(raw).__name__}")
+    raw = raw.strip()
     if not raw:
         return 0
     try:
@@ -74,6 +85,10 @@ def seed_offset(environ=None) -> int:
     return offset
 
 
+#: the largest seed a torch.Generator takes
+SEED_MAX = 2**64 - 1
+
+
 def make_generator(seed: int, *, shift: bool = True) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with ``seed + DIFFEDU_SEED_OFFSET`` (``seed`` a non-negative integer).
 
@@ -81,15 +96,19 @@ def make_generator(seed: int, *, shift: bool = True) -> torch.Generator:
     computation from the seed recorded with it (the seed names a data set whose shipped results
     are compared point by point), never for a Monte-Carlo draw that a check relies on.
     """
-    seed = _checks.positive_int(seed, "seed", low=0)
-    if not isinstance(shift, bool):
-        raise TypeError(f"shift must be True or False, got {type(shift).__name__}")
-    return torch.Generator().manual_seed(seed + (seed_offset() if shift else 0))
+    seed = _checks.positive_int(seed, "seed", low=0, high=SEED_MAX)
+    _checks.flag(shift, "shift")
+    total = seed + (seed_offset() if shift else 0)
+    if total > SEED_MAX:
+        raise ValueError(f"seed + DIFFEDU_SEED_OFFSET must be at most 2**64 - 1, got {total}")
+    return torch.Generator().manual_seed(total)
 
 
 def manual_seed(seed: int) -> None:
     """Seed torch's global generator with ``seed + DIFFEDU_SEED_OFFSET``: for the one draw the book
     cannot route through a generator, the initial weights of a freshly built network."""
-    seed = _checks.positive_int(seed, "seed", low=0)
+    seed = _checks.positive_int(seed, "seed", low=0, high=SEED_MAX)
+    if seed + seed_offset() > SEED_MAX:
+        raise ValueError(f"seed + DIFFEDU_SEED_OFFSET must be at most 2**64 - 1, got {seed + seed_offset()}")
     torch.manual_seed(seed + seed_offset())
 

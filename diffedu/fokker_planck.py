@@ -43,6 +43,10 @@ from . import _checks
 from .sde import SDE
 
 
+#: the most time steps one Fokker–Planck solve may take (about an hour of CPU on a 400-cell grid)
+MAX_FP_STEPS = 1_000_000
+
+
 class Grid:
     r"""A uniform cell-centred grid on the box :math:`\prod_i [lo_i, hi_i]` (1-D or 2-D).
 
@@ -61,11 +65,14 @@ class Grid:
         self.lo = [_checks.real(v, "lo") for v in lo]
         self.hi = [_checks.real(v, "hi") for v in hi]
         self.shape = tuple(_checks.positive_int(c, "cells", low=3) for c in cells)
+        dtype, device = _checks.floating_dtype(dtype), _checks.device(device)
+        # the solver keeps a few dozen arrays of the grid's size (operators, stages, the saved frames)
+        _checks.memory(32 * math.prod(self.shape), "cells")
         for a, b in zip(self.lo, self.hi):
             if b <= a:
                 raise ValueError(f"hi must exceed lo on every axis, got lo={a:g}, hi={b:g}")
         self.dim = len(self.shape)
-        self.dtype, self.device = dtype, torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype, self.device = dtype, device if device is not None else torch.device("cpu")
         self.h = [(b - a) / n for a, b, n in zip(self.lo, self.hi, self.shape)]
         self.axes = [a + (torch.arange(n, dtype=dtype, device=self.device) + 0.5) * h
                      for a, n, h in zip(self.lo, self.shape, self.h)]
@@ -74,9 +81,10 @@ class Grid:
     @classmethod
     def from_centers(cls, *axes, rtol: float = 1e-9):
         """A grid whose cell centres are the given 1-D coordinate tensors (must be uniformly spaced)."""
+        rtol = _checks.real(rtol, "rtol", low=0.0)
         lo, hi, cells = [], [], []
         for i, x in enumerate(axes):
-            x = torch.as_tensor(x, dtype=torch.float64)
+            x = _checks.vector(x, f"axes[{i}] (the cell centres x)")
             if x.dim() != 1 or x.numel() < 3:
                 raise ValueError(f"axis {i} must be a 1-D tensor of at least 3 cell centres")
             dx = x[1:] - x[:-1]
@@ -104,12 +112,31 @@ class Grid:
 
     def evaluate(self, fn) -> torch.Tensor:
         """``fn(points)`` for a function of a batch ``(N, dim)`` returning ``(N,)``, reshaped to the grid."""
-        values = fn(self.points())
-        return torch.as_tensor(values).reshape(self.shape).to(self.dtype)
+        _checks.callable_(fn, "fn", "fn(points) -> tensor (N,)")
+        pts = self.points()
+        values = _checks.call(fn, "fn", "fn(points) -> tensor (N,)", pts)
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (pts.shape[0],):
+            got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+            raise ValueError(f"fn must return a tensor of shape ({pts.shape[0]},) (one value per grid point), got {got}")
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError("fn returned non-finite values (NaN or inf) on the grid")
+        return values.reshape(self.shape).to(self.dtype)
 
     def density(self, log_prob) -> torch.Tensor:
         """The cell-centre values of :math:`\\exp(\\log p)` for ``log_prob(points) -> (N,)``."""
-        return self.evaluate(lambda x: torch.exp(log_prob(x)))
+        return self._density(log_prob, "log_prob")
+
+    def _density(self, log_prob, name: str) -> torch.Tensor:
+        signature = f"{name}(points) -> tensor (N,)"
+        _checks.callable_(log_prob, name, signature)
+        pts = self.points()
+        values = _checks.call(log_prob, name, signature, pts)
+        if not isinstance(values, torch.Tensor) or tuple(values.shape) != (pts.shape[0],):
+            got = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+            raise ValueError(f"{name} must return a tensor of shape ({pts.shape[0]},) (one value per grid point), got {got}")
+        if bool(torch.isnan(values).any()) or bool((values == float("inf")).any()):
+            raise ValueError(f"{name} returned NaN or +inf on the grid (-inf, a zero density, is allowed)")
+        return torch.exp(values).reshape(self.shape).to(self.dtype)
 
     def _on_grid(self, p, name: str) -> torch.Tensor:
         if not isinstance(p, torch.Tensor):
@@ -141,8 +168,7 @@ class Grid:
         if self.dim != 1:
             raise ValueError(f"bin_mass needs a 1-D grid, this one is {self.dim}-D")
         p = self._on_grid(p, "p")
-        if not isinstance(edges, torch.Tensor):
-            edges = torch.as_tensor(edges, dtype=self.dtype)
+        edges = _checks.vector(edges, "edges")
         if edges.dim() != 1 or edges.numel() < 2:
             raise ValueError(f"edges must be a 1-D tensor of at least 2 bin edges, got shape {tuple(edges.shape)}")
         edges = edges.to(dtype=self.dtype, device=p.device)
@@ -368,19 +394,31 @@ def solve(sde: SDE, p0, grid: Grid, ts, *, max_step: float | None = None, rate_f
     if max_step is not None:
         max_step = _checks.real(max_step, "max_step", low=0.0, low_open=True)
     rate_factor = _checks.real(rate_factor, "rate_factor", low=0.0, low_open=True)
+    negative_tolerance = _checks.real(negative_tolerance, "negative_tolerance", low=0.0)
     ops = _Operators(sde, grid, direction)
 
-    out = [p.clone()]
-    steps, mass_drift, min_density = 0, 0.0, 0.0
-    started = False
-    for t_a, t_b in zip(tl, tl[1:]):
+    def substeps(t_a, t_b):
         span = abs(t_b - t_a)
         dt = max_step
         if dt is None:
             rate = max(ops._gradient(ax, t) for ax in range(grid.dim) for t in (t_a, t_b))
             dt = rate_factor / rate if rate > 0 else span
             dt = min(dt, span / 20)
-        n = max(1, math.ceil(span / dt - 1e-9))
+        count = span / dt - 1e-9
+        return max(1, math.ceil(count)) if count < 10 * MAX_FP_STEPS else 10 * MAX_FP_STEPS
+
+    planned = sum(substeps(a, b) for a, b in zip(tl, tl[1:]))
+    if planned > MAX_FP_STEPS:
+        what = f"max_step={max_step:g}" if max_step is not None else f"rate_factor={rate_factor:g}"
+        raise ValueError(f"{what} asks for {planned:.3g} time steps, more than the limit {MAX_FP_STEPS:g}; "
+                         "raise " + ("max_step" if max_step is not None else "rate_factor"))
+
+    out = [p.clone()]
+    steps, mass_drift, min_density = 0, 0.0, 0.0
+    started = False
+    for t_a, t_b in zip(tl, tl[1:]):
+        span = abs(t_b - t_a)
+        n = substeps(t_a, t_b)
         h = span / n
         # solver time s runs forward; physical time is t_a + direction * s
         build = lambda s, t_a=t_a: ops.build(t_a + direction * s)
@@ -420,8 +458,11 @@ def sampler_marginal(sde: SDE, score, hbar: float, grid: Grid, *, prior_logp=Non
         raise TypeError(f"sde must be a diffedu SDE (the forward SDE of the model), got {type(sde).__name__}")
     if not isinstance(grid, Grid):
         raise TypeError(f"grid must be a diffedu.fokker_planck.Grid, got {type(grid).__name__}")
-    hbar = _checks.real(hbar, "hbar", low=0.0)
-    p0 = grid.density(prior_logp if prior_logp is not None else sde.prior_logp)
+    hbar = _checks.hbar(hbar)
+    negative_tolerance = _checks.real(negative_tolerance, "negative_tolerance", low=0.0)
+    if prior_logp is not None:
+        _checks.callable_(prior_logp, "prior_logp", "prior_logp(x) -> tensor (n,)")
+    p0 = grid._density(prior_logp if prior_logp is not None else sde.prior_logp, "prior_logp")
     p0 = p0 / grid.mass(p0)
     res = solve(sde.reverse(score, hbar), p0, grid, [sde.T, sde.t_min], max_step=max_step,
                 negative_tolerance=negative_tolerance)
@@ -475,17 +516,18 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, half_width:
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a diffedu SDE (the forward SDE of the model), got {type(sde).__name__}")
     _checks.callable_(score, "score", "score(x, t) -> tensor (n, 1)")
-    hbar = _checks.real(hbar, "hbar", low=0.0)
-    half_width = _checks.real(half_width, "half_width", low=0.0, low_open=True)
+    hbar = _checks.hbar(hbar)
+    half_width = _checks.real(half_width, "half_width", low=0.0, high=_checks.SCALE_MAX, low_open=True)
     cells = _checks.positive_int(cells, "cells", low=16)
+    _checks.memory(8 * cells * cells, "cells")     # the tangent solve keeps (cells x cells) matrices
     if cells % 2:
         raise ValueError(f"cells must be even (a Fourier grid), got {cells}")
     if not isinstance(tangent, bool):
         raise TypeError(f"tangent must be True or False, got {type(tangent).__name__}")
     if tangent and hbar != 0.0:
         raise ValueError(f"tangent=True gives the derivative at hbar = 0 and needs hbar = 0, got hbar={hbar:g}")
-    rtol = _checks.real(rtol, "rtol", low=0.0, low_open=True)
-    atol = _checks.real(atol, "atol", low=0.0, low_open=True)
+    rtol = _checks.tolerance(rtol, "rtol")
+    atol = _checks.tolerance(atol, "atol")
 
     h = 2.0 * half_width / cells
     x = -half_width + h * torch.arange(cells, dtype=torch.float64)
@@ -512,7 +554,7 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, half_width:
 
     def fields(t):
         tv = torch.full((cells,), t, dtype=torch.float64)
-        s = score(X, tv)
+        s = _checks.call(score, "score", "score(x, t) -> tensor (n, 1)", X, tv)
         if not isinstance(s, torch.Tensor) or s.shape != X.shape:
             got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
             raise ValueError(f"score(x, t) must return a tensor of shape {tuple(X.shape)} (1-D), got {got}")

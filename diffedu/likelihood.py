@@ -51,20 +51,46 @@ class LikelihoodResult:
         return float(self.logp[keep].std() / math.sqrt(int(keep.sum())))
 
 
+_SCORE_SIGNATURE = "score(x, t) -> tensor (n, d), x (n, d), t (n,)"
+_PRIOR_SIGNATURE = "prior_logp(x) -> tensor (n,), x (n, d)"
+
+
+def _check_sde(sde, what: str) -> SDE:
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
+    if sde.state_dependent:
+        raise TypeError(f"{what} needs noise g(t) independent of x; {type(sde).__name__} has state-dependent noise")
+    return sde
+
+
 def pf_drift(sde: SDE, score, x: torch.Tensor, t: float) -> torch.Tensor:
-    r"""The probability-flow drift :math:`f^{\rm PF} = f - \tfrac12 g^2 s(x, t)` (float64 in, float64 out)."""
+    r"""The probability-flow drift :math:`f^{\rm PF} = f - \tfrac12 g^2 s(x, t)` of {eq}`eq-pf-ode` (in ``x``'s dtype).
+
+    ``x`` is a batch ``(n, d)``, ``t`` a number in ``[0, T]``; ``score(x, t)`` must return ``(n, d)``."""
+    _check_sde(sde, "pf_drift")
+    _checks.callable_(score, "score", _SCORE_SIGNATURE)
+    x = _checks.batch(x, "x")
+    t = _checks.real(t, "t", low=0.0, high=sde.T)
+    return _pf_drift(sde, score, x, t)
+
+
+def _pf_drift(sde, score, x, t):
     tt = torch.tensor(t, dtype=x.dtype, device=x.device)
-    s = score(x, tt.expand(x.shape[0]))
-    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
-        raise ValueError(f"score(x, t) must return a tensor of shape {tuple(x.shape)}")
+    s = _checks.evaluate(score, "score", _SCORE_SIGNATURE, tuple(x.shape), x, tt.expand(x.shape[0]))
     g2 = sde._g(tt).to(x.dtype) ** 2
-    return sde._f(x, tt) - 0.5 * g2 * s.to(x.dtype)
+    return sde._f(x, tt) - 0.5 * g2 * s.to(x.dtype), s
 
 
 def _drift_and_divergence(sde, score, x, t, eps):
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        f = pf_drift(sde, score, xg, t)
+        f, s = _pf_drift(sde, score, xg, t)
+        if not (f.requires_grad and s.requires_grad):
+            tt = torch.tensor(t, dtype=x.dtype, device=x.device)
+            _checks.differentiable(s, lambda z: score(z, tt.expand(z.shape[0])), xg, "score")
+            if not _checks.differentiable(f, lambda z: sde._f(z, tt), xg, "the SDE's drift f"):
+                # neither the score nor the drift depends on x: the divergence is 0
+                return f.detach(), torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         if eps is None:     # exact trace of the Jacobian, one backward pass per dimension
             div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             for i in range(x.shape[1]):
@@ -97,15 +123,14 @@ def log_likelihood(sde: SDE, score, x0, *, divergence: str = "exact", rtol: floa
     Raises ``ValueError`` for bad tolerances, unknown ``divergence``, points outside the box,
     or ``t_min >= T``.
     """
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
-    if sde.state_dependent:
-        raise TypeError("log_likelihood needs noise g(t) independent of x")
-    _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
+    _check_sde(sde, "log_likelihood")
+    _checks.callable_(score, "score", _SCORE_SIGNATURE)
     x = _checks.batch(x0, "x0").detach().to(torch.float64)
+    if x.shape[0] == 0:
+        raise ValueError("x0 must hold at least one point, got an empty batch of shape (0, d)")
     _checks.choice(divergence, "divergence", ("exact", "hutchinson"))
-    rtol = _checks.real(rtol, "rtol", low=0.0, low_open=True)
-    atol = _checks.real(atol, "atol", low=0.0, low_open=True)
+    rtol = _checks.tolerance(rtol, "rtol")
+    atol = _checks.tolerance(atol, "atol")
     t0 = sde.t_min if t_min is None else _checks.real(t_min, "t_min", low=0.0)
     t1 = sde.T if T is None else _checks.real(T, "T", low=0.0, high=sde.T)
     if not t0 < t1:
@@ -114,8 +139,8 @@ def log_likelihood(sde: SDE, score, x0, *, divergence: str = "exact", rtol: floa
         box = _checks.real(box, "box", low=0.0, low_open=True)
         if bool((x.abs() > box).any()):
             raise ValueError(f"x0 has points outside the box [-{box:g}, {box:g}]^d; remove them or pass box=None")
-    prior = sde.prior_logp if prior_logp is None else _checks.callable_(prior_logp, "prior_logp", "(n, d) -> (n,)")
-    max_steps = _checks.positive_int(max_steps, "max_steps")
+    prior = sde.prior_logp if prior_logp is None else _checks.callable_(prior_logp, "prior_logp", _PRIOR_SIGNATURE)
+    max_steps = _checks.positive_int(max_steps, "max_steps", high=_checks.MAX_STEPS)
     eps = None
     if divergence == "hutchinson":
         _checks.generator(generator)
@@ -124,15 +149,24 @@ def log_likelihood(sde: SDE, score, x0, *, divergence: str = "exact", rtol: floa
     n = x.shape[0]
     delta = torch.zeros(n, dtype=torch.float64, device=x.device)   # integral of the divergence
 
+    dropped = torch.zeros(n, dtype=torch.bool, device=x.device)
+
     def rhs(t, y):
-        return _drift_and_divergence(sde, score, y[0], t, eps)
+        # rows that left the box are frozen by the solver: evaluate them at the origin instead, so that a
+        # score that overflows far outside the box does not stop the batch (their derivative is unused)
+        xs = torch.where(dropped[:, None], torch.zeros_like(y[0]), y[0]) if bool(dropped.any()) else y[0]
+        return _drift_and_divergence(sde, score, xs, t, eps)
 
     def leaves_box(t, y):
-        return None if box is None else (y[0].abs() > box).any(1)
+        if box is None:
+            return None
+        out = (y[0].abs() > box).any(1)
+        dropped.logical_or_(out)
+        return out
 
     (x, delta), st = dopri5(rhs, t0, t1, (x, delta), rtol=rtol, atol=atol, max_steps=max_steps,
                             on_step=leaves_box, name="log_likelihood")
     excluded = st.inactive
-    logp = prior(x) + delta
+    logp = _checks.evaluate(prior, "prior_logp", _PRIOR_SIGNATURE, (n,), x) + delta
     logp = torch.where(excluded, torch.full_like(logp, float("nan")), logp)
     return LikelihoodResult(logp=logp, excluded=excluded, x_T=x, nfe=st.nfe, steps=st.steps, rejected=st.rejected)

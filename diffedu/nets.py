@@ -32,8 +32,11 @@ class ScoreMLP(nn.Module):
     def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3):
         super().__init__()
         self.dim = _checks.positive_int(dim, "dim")
-        hidden = _checks.positive_int(hidden, "hidden")
-        layers = _checks.positive_int(layers, "layers")
+        hidden = _checks.positive_int(hidden, "hidden", high=100_000)
+        layers = _checks.positive_int(layers, "layers", high=1000)
+        # float32 weights (layers - 1) hidden^2 plus Adam's two moments and a gradient: 16 bytes each
+        _checks.memory((layers + 1) * (hidden + 1) * (hidden + self.dim + 2), "dim, hidden and layers",
+                       bytes_per_element=16)
         mods, width = [], self.dim + 1
         for _ in range(layers):
             mods += [nn.Linear(width, hidden), nn.SiLU()]
@@ -45,6 +48,8 @@ class ScoreMLP(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.dim:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (n, {self.dim}), got {got}")
+        if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+            raise ValueError("x must hold finite floating-point values (it contains NaN, inf or integers)")
         n = x.shape[0]
         w = self.net[0].weight
         if isinstance(t, torch.Tensor) and t.numel() > 1:
@@ -157,6 +162,7 @@ def load_pretrained(data: str, schedule: str, *, device=None) -> ScoreMLP:
     Raises ``ValueError`` for unknown names and ``FileNotFoundError`` (with the command to
     make them) if the weights are missing.
     """
+    device = _checks.device(device)
     path = weight_path(data, schedule)
     if not path.exists():
         raise FileNotFoundError(f"no weights at {path.name}; run `make weights` to train them")

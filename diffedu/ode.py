@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _checks
+
+_RHS = "rhs(t, y) -> tuple of tensors of y's shapes"
+
 # Dormand–Prince 5(4) tableau
 _C = [0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0]
 _A = [
@@ -52,14 +56,36 @@ def dopri5(rhs, t0: float, t1: float, y0, *, rtol: float, atol: float, max_steps
     Returns ``(y1, ODEStats)``.  Raises ``RuntimeError`` after ``max_steps`` attempted steps and
     ``FloatingPointError`` if the step size underflows; both name ``name`` and the time reached.
     """
+    _checks.callable_(rhs, "rhs", _RHS)
+    if on_step is not None:
+        _checks.callable_(on_step, "on_step", "on_step(t, y) -> bool mask (n,) or None")
+    t0, t1 = _checks.real(t0, "t0"), _checks.real(t1, "t1")
+    if t0 == t1:
+        raise ValueError("t0 and t1 must differ")
+    rtol, atol = _checks.tolerance(rtol, "rtol"), _checks.tolerance(atol, "atol")
+    max_steps = _checks.positive_int(max_steps, "max_steps", high=_checks.MAX_STEPS)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    if not isinstance(y0, (tuple, list)) or not y0 or not all(isinstance(v, torch.Tensor) for v in y0):
+        raise TypeError("y0 must be a non-empty tuple of tensors (the batch on axis 0)")
     y = tuple(y0)
-    n = y[0].shape[0]
+    n = y[0].shape[0] if y[0].dim() else 0
+    if y[0].dim() == 0 or n == 0 or any(v.dim() == 0 or v.shape[0] != n for v in y):
+        raise ValueError(f"y0 must be tensors that share a non-empty batch axis 0, got shapes {[tuple(v.shape) for v in y]}")
+    if not all(v.is_floating_point() and bool(torch.isfinite(v).all()) for v in y):
+        raise ValueError("y0 must hold finite floating-point values")
+    if inactive is not None and (not isinstance(inactive, torch.Tensor) or inactive.dtype != torch.bool
+                                 or tuple(inactive.shape) != (n,)):
+        raise ValueError(f"inactive must be None or a bool tensor of shape ({n},)")
     off = torch.zeros(n, dtype=torch.bool, device=y[0].device) if inactive is None else inactive.clone()
     width = sum(v[0].numel() for v in y)
     span = t1 - t0
     direction = 1.0 if span > 0 else -1.0
     t, nfe, steps, rejected = t0, 1, 0, 0
-    k0 = rhs(t, y)
+    k0 = _checks.call(rhs, "rhs", _RHS, t, y)
+    if not isinstance(k0, (tuple, list)) or len(k0) != len(y) or any(
+            not isinstance(k, torch.Tensor) or k.shape != v.shape for k, v in zip(k0, y)):
+        raise ValueError(f"rhs must return a tuple of tensors of the shapes of y0 {[tuple(v.shape) for v in y]}")
     h = 1e-3 * abs(span)
     while direction * (t1 - t) > 1e-14 * max(1.0, abs(t1)):
         if steps + rejected >= max_steps:
@@ -88,12 +114,16 @@ def dopri5(rhs, t0: float, t1: float, y0, *, rtol: float, atol: float, max_steps
             k0 = ks[6]              # first same as last
             steps += 1
             if on_step is not None:
-                drop = on_step(t, y)
+                drop = _checks.call(on_step, "on_step", "on_step(t, y) -> bool mask (n,) or None", t, y)
+                if drop is not None and (not isinstance(drop, torch.Tensor) or drop.dtype != torch.bool
+                                         or tuple(drop.shape) != (n,)):
+                    raise ValueError(f"on_step must return None or a bool tensor of shape ({n},)")
                 if drop is not None:
                     off |= drop
         else:
             rejected += 1
         h = h * (5.0 if err == 0 else min(5.0, max(0.2, 0.9 * err ** -0.2)))
         if h < 1e-14:
-            raise FloatingPointError(f"{name}: step size underflow at t = {t:g}")
+            raise FloatingPointError(f"{name}: step size underflow at t = {t:g} on the way from t0 = {t0:g} to t1 = {t1:g}: "
+                                     f"the solution blows up or the rhs is not finite there (rtol = {rtol:g}, atol = {atol:g})")
     return y, ODEStats(nfe=nfe, steps=steps, rejected=rejected, inactive=off)

@@ -30,12 +30,29 @@ RULES = {"ito": 0.0, "stratonovich": 0.5, "post": 1.0}
 REVERSE_RULES = {"reverse_ito": 0.0, "stratonovich": 0.5}
 
 
+_DRIFT = "drift(x, t) -> tensor (m, d), x (m, d), t a float"
+_SCORE = "score(x, t) -> tensor (m, d), x (m, d), t (m,)"
+
+
+def _checked(fn, name: str, signature: str):
+    """``fn`` wrapped so that every call checks its arguments fit and its value has ``x``'s shape and is finite."""
+    _checks.callable_(fn, name, signature)
+    return lambda x, t: _checks.evaluate(fn, name, signature, tuple(x.shape), x, t)
+
+
 def _check_path(path, ts):
     if not isinstance(path, torch.Tensor) or path.dim() != 3:
         raise ValueError("path must be a tensor of shape (N+1, n, d) (time first)")
     if not path.is_floating_point() or not bool(torch.isfinite(path).all()):
         raise ValueError("path must be a finite floating-point tensor")
-    t = torch.as_tensor(ts, dtype=torch.float64).flatten()
+    if isinstance(ts, torch.Tensor):
+        t = ts.detach().to("cpu", torch.float64).flatten()
+    elif isinstance(ts, (list, tuple, range)):
+        t = torch.tensor([_checks.real(v, f"ts[{i}]") for i, v in enumerate(ts)], dtype=torch.float64)
+    else:
+        raise TypeError(f"ts must be a 1-D tensor or a sequence of times, got {type(ts).__name__}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError("ts contains non-finite values")
     if t.numel() != path.shape[0]:
         raise ValueError(f"ts must have one time per path point: {path.shape[0]}, got {t.numel()}")
     if t.numel() < 2 or not bool((t[1:] > t[:-1]).all()):
@@ -44,9 +61,13 @@ def _check_path(path, ts):
 
 
 def _g(g, t: float) -> float:
-    value = float(g(t)) if callable(g) else _checks.real(g, "g")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"g(t) must be finite and > 0 (the action divides by g^2), got {value} at t = {t:g}")
+    if callable(g):
+        value = _checks.real(_checks.call(g, "g", "g(t) -> a number > 0", t), "g(t)")
+    else:
+        value = _checks.real(g, "g")
+    if not _checks.SCALE_MIN <= value <= _checks.SCALE_MAX:
+        raise ValueError(f"g(t) must lie in [{_checks.SCALE_MIN:g}, {_checks.SCALE_MAX:g}] (the action divides by g^2), "
+                         f"got {value:g} at t = {t:g}")
     return value
 
 
@@ -57,8 +78,8 @@ def _drift_div(drift, x: torch.Tensor, t: float, need_div: bool):
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         f = drift(xg, t)
-        if not isinstance(f, torch.Tensor) or f.shape != x.shape:
-            raise ValueError(f"drift(x, t) must return a tensor of shape {tuple(x.shape)}")
+        if not _checks.differentiable(f, lambda z: drift(z, t), xg, "drift"):
+            return f.detach(), torch.zeros(x.shape[0], dtype=x.dtype)
         div = torch.zeros(x.shape[0], dtype=x.dtype)
         for i in range(x.shape[1]):
             (gi,) = torch.autograd.grad(f[:, i].sum(), xg, retain_graph=i + 1 < x.shape[1], allow_unused=True)
@@ -73,8 +94,9 @@ def onsager_machlup(path, ts, drift, g, rule: str = "ito", *, jacobian: bool = T
     ``jacobian=False`` drops the :math:`a\nabla\cdot f` term — wrong unless ``rule="ito"``;
     Chapter 5 shows what goes wrong.
     """
-    _checks.callable_(drift, "drift", "drift(x, t) -> tensor (n, d)")
+    drift = _checked(drift, "drift", _DRIFT)
     _checks.choice(rule, "rule", RULES)
+    _checks.flag(jacobian, "jacobian")
     path, t = _check_path(path, ts)
     a = RULES[rule]
     action = torch.zeros(path.shape[1], dtype=torch.float64)
@@ -108,7 +130,8 @@ def path_log_prob(path, ts, drift, g, rule: str = "ito", *, log_p0=None) -> torc
     path_, t = _check_path(path, ts)
     out = -onsager_machlup(path_, t, drift, g, rule) - _normalisation(t, g, path_.shape[2], at_end=False)
     if log_p0 is not None:
-        out = out + _checks.callable_(log_p0, "log_p0", "(n, d) -> (n,)")(path_[0])
+        _checks.callable_(log_p0, "log_p0", "log_p0(x) -> tensor (n,)")
+        out = out + _checks.evaluate(log_p0, "log_p0", "log_p0(x) -> tensor (n,)", (path_.shape[1],), path_[0])
     return out
 
 
@@ -120,8 +143,8 @@ def reverse_action(path, ts, drift, g, score, rule: str = "reverse_ito") -> torc
     reversed time: no Jacobian term); ``"stratonovich"`` at the midpoint, with the Jacobian
     term :math:`-\tfrac12\nabla\cdot F`.  Noise :math:`g` at the later time.
     """
-    _checks.callable_(drift, "drift", "drift(x, t) -> tensor (n, d)")
-    _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
+    drift = _checked(drift, "drift", _DRIFT)
+    score = _checked(score, "score", _SCORE)
     _checks.choice(rule, "rule", REVERSE_RULES)
     path, t = _check_path(path, ts)
     b = REVERSE_RULES[rule]
@@ -152,7 +175,8 @@ def reverse_path_log_prob(path, ts, drift, g, score, rule: str = "reverse_ito", 
     path_, t = _check_path(path, ts)
     out = -reverse_action(path_, t, drift, g, score, rule) - _normalisation(t, g, path_.shape[2], at_end=True)
     if log_pT is not None:
-        out = out + _checks.callable_(log_pT, "log_pT", "(n, d) -> (n,)")(path_[-1])
+        _checks.callable_(log_pT, "log_pT", "log_pT(x) -> tensor (n,)")
+        out = out + _checks.evaluate(log_pT, "log_pT", "log_pT(x) -> tensor (n,)", (path_.shape[1],), path_[-1])
     return out
 
 
@@ -166,9 +190,15 @@ def short_time_kernel(x, t: float, eps: float, drift, g, rule: str = "ito", *, j
     integrating over the intermediate points gives the finite-time transition density.
     """
     _checks.choice(rule, "rule", RULES)
+    drift = _checked(drift, "drift", _DRIFT)
+    _checks.flag(jacobian, "jacobian")
+    t = _checks.real(t, "t")
     eps = _checks.real(eps, "eps", low=0.0, low_open=True)
     if not isinstance(x, torch.Tensor) or x.dim() != 1:
         raise ValueError("x must be a 1-D tensor of grid points")
+    if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+        raise ValueError("x must hold finite floating-point grid points")
+    _checks.memory(4 * x.numel() ** 2, "x (the kernel is len(x) x len(x))")
     a = RULES[rule]
     x = x.to(torch.float64)
     xi, xj = x[:, None], x[None, :]
@@ -179,4 +209,7 @@ def short_time_kernel(x, t: float, eps: float, drift, g, rule: str = "ito", *, j
     logk = -((xj - xi - eps * f) ** 2) / (2 * eps * gk**2) - 0.5 * math.log(2 * math.pi * eps * gk**2)
     if div is not None:
         logk = logk - a * eps * div.reshape(x.numel(), x.numel())
-    return torch.exp(logk)
+    k = torch.exp(logk)
+    if not bool(torch.isfinite(k).all()):
+        raise ValueError(f"the kernel overflows for eps = {eps:g}: the step is far too long for this drift; use a smaller eps")
+    return k

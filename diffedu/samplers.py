@@ -26,6 +26,9 @@ from .sde import SDE, VESDE, VPSDE, SubVPSDE
 from .solvers import euler_maruyama, heun, time_grid
 
 METHODS = ("euler_maruyama", "heun", "ancestral", "reverse_diffusion", "pc")
+#: the extra keyword options each method of :func:`sample` takes
+_OPTIONS = {"euler_maruyama": (), "heun": (), "ancestral": (), "reverse_diffusion": ("noise_last",),
+            "pc": ("snr", "corrector_steps")}
 
 
 def _transition(sde: SDE, t_from: float, t_to: float):
@@ -36,11 +39,37 @@ def _transition(sde: SDE, t_from: float, t_to: float):
     return r, max(s1**2 - r**2 * s0**2, 0.0)
 
 
+_SCORE_SIGNATURE = "score(x, t) -> tensor (n, d), x (n, d), t (n,)"
+
+
 def _score(score, x, t):
-    s = score(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
-    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
-        raise ValueError(f"score(x, t) must return a tensor of shape {tuple(x.shape)}")
-    return s
+    tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+    return _checks.evaluate(score, "score", _SCORE_SIGNATURE, tuple(x.shape), x, tt)
+
+
+def _decreasing_times(ts, sde: SDE, name: str = "ts") -> list[float]:
+    """A sampler's time grid: at least two finite, strictly decreasing times in [0, T]."""
+    values = _checks.times(ts, name)
+    if not all(b < a for a, b in zip(values, values[1:])):
+        raise ValueError(f"{name} must be strictly decreasing (samplers run from T down to t_min)")
+    if values[-1] < 0.0 or values[0] > sde.T + 1e-12:
+        raise ValueError(f"{name} must lie in [0, T] = [0, {sde.T:g}], got [{values[-1]:g}, {values[0]:g}]")
+    return values
+
+
+def _inputs(sde, score, x, ts, generator, *, affine: bool = True):
+    """Check a sampler's common arguments; returns ``(x, ts as a list)``."""
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
+    if affine and sde.state_dependent:
+        raise TypeError(f"this sampler needs an affine SDE with noise g(t), got {type(sde).__name__}")
+    _checks.callable_(score, "score", _SCORE_SIGNATURE)
+    x = _checks.batch(x, "x")
+    _checks.generator(generator)
+    tl = _decreasing_times(ts, sde)
+    if affine:
+        sde.marginal(tl[0])     # a TypeError naming the SDE if it has no Gaussian transition
+    return x, tl
 
 
 def ancestral(sde: SDE, score, x, ts, generator=None) -> torch.Tensor:
@@ -50,7 +79,8 @@ def ancestral(sde: SDE, score, x, ts, generator=None) -> torch.Tensor:
     :math:`x_{k+1} = (x_k + \beta_k s(x_k, t_k))/\sqrt{1-\beta_k} + \sqrt{\beta_k}\,z`.
     """
     if isinstance(sde, SubVPSDE) or not isinstance(sde, (VPSDE, VESDE)):
-        raise TypeError(f"ancestral sampling is defined here for VPSDE and VESDE, got {type(sde).__name__}")
+        raise TypeError(f"sde must be a VPSDE or a VESDE for ancestral sampling, got {type(sde).__name__}")
+    x, ts = _inputs(sde, score, x, ts, generator)
     for t, t_next in zip(ts, ts[1:]):
         s = _score(score, x, t)
         z = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -67,6 +97,8 @@ def ancestral(sde: SDE, score, x, ts, generator=None) -> torch.Tensor:
 def reverse_diffusion(sde: SDE, score, x, ts, generator=None, *, noise_last: bool = True) -> torch.Tensor:
     r"""Song et al.'s reverse-diffusion predictor: with the forward step :math:`x_t = r x_s + \sqrt v z`,
     :math:`x_s = x_t - (r-1)x_t + v\,s(x_t, t) + \sqrt{v}\,z`."""
+    x, ts = _inputs(sde, score, x, ts, generator)
+    _checks.flag(noise_last, "noise_last")
     for k, (t, t_next) in enumerate(zip(ts, ts[1:])):
         x = _rd_step(sde, score, x, t, t_next, generator, noise=noise_last or k < len(ts) - 2)
     return x
@@ -83,7 +115,22 @@ def _rd_step(sde, score, x, t, t_next, generator, noise=True):
 def langevin_corrector(sde: SDE, score, x, t: float, t_next: float, generator=None, *, snr: float = 0.16,
                        steps: int = 1) -> torch.Tensor:
     r"""Langevin MCMC at fixed time ``t``: :math:`x \leftarrow x + \epsilon s + \sqrt{2\epsilon} z`,
-    with :math:`\epsilon = 2 r^2 (\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Algorithm 5)."""
+    with :math:`\epsilon = 2 r^2 (\mathrm{snr}\,\|z\|/\|s\|)^2` (Song et al. 2021, Algorithm 5).
+
+    ``t_next < t`` is the next time of the sampler's grid (it sets :math:`r`); ``snr >= 0``;
+    ``steps >= 0`` corrector steps (0: none)."""
+    t, t_next = _checks.real(t, "t"), _checks.real(t_next, "t_next")
+    if t_next < 0:
+        raise ValueError(f"t_next must be >= 0, got {t_next:g}")
+    if not t_next < t:
+        raise ValueError(f"t_next must be smaller than t (the sampler's next, earlier time), got t={t:g}, t_next={t_next:g}")
+    x, _ = _inputs(sde, score, x, [t, t_next], generator)
+    return _langevin(sde, score, x, float(t), float(t_next), generator,
+                     _checks.real(snr, "snr", low=0.0, high=_checks.SCALE_MAX),
+                     _checks.positive_int(steps, "steps", low=0, high=_checks.MAX_STEPS))
+
+
+def _langevin(sde, score, x, t, t_next, generator, snr, steps):
     r, _ = _transition(sde, t, t_next)
     for _ in range(steps):
         s = _score(score, x, t)
@@ -95,9 +142,14 @@ def langevin_corrector(sde: SDE, score, x, t: float, t_next: float, generator=No
 
 
 def pc(sde: SDE, score, x, ts, generator=None, *, snr: float = 0.16, corrector_steps: int = 1) -> torch.Tensor:
-    """Predictor–corrector: a Langevin corrector at each time, then a reverse-diffusion predictor step."""
+    """Predictor–corrector: a Langevin corrector at each time, then a reverse-diffusion predictor step.
+
+    ``snr >= 0`` sets the corrector's step (:func:`langevin_corrector`); ``corrector_steps >= 0``."""
+    x, ts = _inputs(sde, score, x, ts, generator)
+    snr = _checks.real(snr, "snr", low=0.0, high=_checks.SCALE_MAX)
+    corrector_steps = _checks.positive_int(corrector_steps, "corrector_steps", low=0, high=_checks.MAX_STEPS)
     for t, t_next in zip(ts, ts[1:]):
-        x = langevin_corrector(sde, score, x, t, t_next, generator, snr=snr, steps=corrector_steps)
+        x = _langevin(sde, score, x, t, t_next, generator, snr, corrector_steps)
         x = _rd_step(sde, score, x, t, t_next, generator)
     return x
 
@@ -112,13 +164,24 @@ def sample(sde: SDE, score, n: int, hbar: float = 1.0, steps: int = 1000, genera
     the reverse SDE and need ``hbar = 1``.  ``t_min`` defaults to ``sde.t_min``.
     ``score(x, t)``: ``x`` ``(n, dim)``, ``t`` ``(n,)``.  Returns ``(n, dim)`` (or the path
     ``(steps+1, n, dim)`` with ``return_path=True``, for the :math:`\hbar` family only).
+    ``options``: ``snr`` and ``corrector_steps`` for ``pc``, ``noise_last`` for
+    ``reverse_diffusion``; any other keyword is refused.
     """
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
     _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
     _checks.choice(method, "method", METHODS)
-    hbar = _checks.real(hbar, "hbar", low=0.0)
-    steps = _checks.positive_int(steps, "steps")
+    hbar = _checks.hbar(hbar)
+    steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
+    n = _checks.positive_int(n, "n")
+    dim = _checks.positive_int(dim, "dim")
+    _checks.flag(return_path, "return_path")
+    _checks.memory(n * dim * (steps + 1 if return_path else 4), "n * dim" + (" * (steps + 1)" if return_path else ""))
+    allowed = _OPTIONS[method]
+    for key in options:
+        if key not in allowed:
+            raise TypeError(f"sample() got an unexpected keyword argument {key!r}; method={method!r} takes "
+                            + (f"the options {sorted(allowed)}" if allowed else "no extra options"))
     t_min = sde.t_min if t_min is None else _checks.real(t_min, "t_min", low=0.0, high=sde.T, high_open=True)
     ts = time_grid(sde.T, t_min, steps)
     x = sde.prior_sample(n, dim, generator, device=device, dtype=dtype)
@@ -133,7 +196,7 @@ def sample(sde: SDE, score, n: int, hbar: float = 1.0, steps: int = 1000, genera
     if method == "ancestral":
         return ancestral(sde, score, x, tl, generator)
     if method == "reverse_diffusion":
-        return reverse_diffusion(sde, score, x, tl, generator)
+        return reverse_diffusion(sde, score, x, tl, generator, **options)
     return pc(sde, score, x, tl, generator, **options)
 
 
@@ -154,9 +217,13 @@ def w2_trial(model, data: str, hbar: float, trial: int, *, n: int = 2000, steps:
     from .stats import squared_w2
 
     _checks.choice(data, "data", DATASETS)
+    if not callable(model) or not isinstance(getattr(model, "sde", None), SDE):
+        raise TypeError(f"model must be a shipped score network with a .sde (see load_pretrained), got {type(model).__name__}")
     sde = model.sde
-    if not isinstance(shift, bool):
-        raise TypeError(f"shift must be True or False, got {type(shift).__name__}")
+    hbar = _checks.hbar(hbar)
+    steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
+    trial = _checks.positive_int(trial, "trial", low=0, high=10**9)
+    _checks.flag(shift, "shift")
     gen = make_generator(1000 + _checks.positive_int(trial, "trial", low=0), shift=shift)
     x_T = sde.prior_sample(_checks.positive_int(n, "n", low=2), 2, gen, dtype=torch.float64)
     ts = time_grid(sde.T, sde.t_min, steps)

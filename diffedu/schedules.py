@@ -59,8 +59,8 @@ class Linear(Schedule):
     """
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        self.beta_min = _checks.real(beta_min, "beta_min", low=0.0)
-        self.beta_max = _checks.real(beta_max, "beta_max", low=0.0, low_open=True)
+        self.beta_min = _checks.real(beta_min, "beta_min", low=0.0, high=_checks.SCALE_MAX)
+        self.beta_max = _checks.scale(beta_max, "beta_max")
         if self.beta_max < self.beta_min:
             raise ValueError(f"beta_max must be >= beta_min, got beta_min={self.beta_min:g}, "
                              f"beta_max={self.beta_max:g}")

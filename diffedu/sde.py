@@ -42,8 +42,10 @@ class SDE:
     state_dependent: bool = False
 
     def _set_times(self, T: float, t_min: float, t_cap: float = math.inf):
-        self.T = _checks.real(T, "T", low=0.0, high=t_cap, low_open=True)
-        self.t_min = _checks.real(t_min, "t_min", low=0.0, high=self.T, high_open=True)
+        self.T = _checks.real(T, "T", low=0.0, high=min(t_cap, _checks.SCALE_MAX), low_open=True)
+        self.t_min = _checks.real(t_min, "t_min", low=0.0)
+        if not self.t_min < self.T:
+            raise ValueError(f"t_min must be smaller than T, got t_min={self.t_min:g}, T={self.T:g}")
 
     # --- checked public interface ------------------------------------------------
     def _xt(self, x, t):
@@ -112,6 +114,7 @@ class SDE:
         r"""``n`` draws of the prior :math:`\pi = N(m, v I_d)` at time ``T``, shape ``(n, dim)``."""
         n = _checks.positive_int(n, "n")
         dim = _checks.positive_int(dim, "dim")
+        _checks.memory(n * dim, "n * dim")
         mean, var = self._prior()
         z = randn((n, dim), generator=generator, device=device, dtype=dtype)
         return mean + math.sqrt(var) * z
@@ -146,7 +149,7 @@ class ReverseSDE(SDE):
                             f"{type(forward).__name__} has state-dependent noise")
         self.forward = forward
         self.score = _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
-        self.hbar = _checks.real(hbar, "hbar", low=0.0)
+        self.hbar = _checks.hbar(hbar)
         self.T, self.t_min = forward.T, forward.t_min
 
     def __repr__(self):
@@ -155,11 +158,7 @@ class ReverseSDE(SDE):
     def _score(self, x, t):
         n = x.shape[0]
         tv = t.expand(n) if t.dim() == 0 else t.reshape(n)
-        s = self.score(x, tv)
-        if not isinstance(s, torch.Tensor) or s.shape != x.shape:
-            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-            raise ValueError(f"score(x, t) must return a tensor of shape {tuple(x.shape)}, got {got}")
-        return s
+        return _checks.evaluate(self.score, "score", "score(x, t) -> tensor (n, d)", tuple(x.shape), x, tv)
 
     def _f(self, x, t):
         g2 = self.forward._g(t).to(x.dtype) ** 2
@@ -184,7 +183,7 @@ class BrownianMotion(SDE):
     """
 
     def __init__(self, D: float = 0.5, T: float = 1.0, t_min: float = 0.0):
-        self.D = _checks.real(D, "D", low=0.0, low_open=True)
+        self.D = _checks.scale(D, "D")
         self._set_times(T, t_min)
 
     def __repr__(self):
@@ -214,9 +213,9 @@ class OrnsteinUhlenbeck(SDE):
 
     def __init__(self, theta: float = 1.0, sigma: float = 1.0, mu: float = 0.0,
                  T: float = 1.0, t_min: float = 0.0):
-        self.theta = _checks.real(theta, "theta", low=0.0, low_open=True)
-        self.sigma = _checks.real(sigma, "sigma", low=0.0, low_open=True)
-        self.mu = _checks.real(mu, "mu")
+        self.theta = _checks.scale(theta, "theta")
+        self.sigma = _checks.scale(sigma, "sigma")
+        self.mu = _checks.real(mu, "mu", low=-_checks.SCALE_MAX, high=_checks.SCALE_MAX)
         self._set_times(T, t_min)
 
     def __repr__(self):
@@ -307,8 +306,8 @@ class VESDE(SDE):
     """
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0, t_min: float = 0.0):
-        self.sigma_min = _checks.real(sigma_min, "sigma_min", low=0.0, low_open=True)
-        self.sigma_max = _checks.real(sigma_max, "sigma_max", low=0.0, low_open=True)
+        self.sigma_min = _checks.scale(sigma_min, "sigma_min")
+        self.sigma_max = _checks.scale(sigma_max, "sigma_max")
         if self.sigma_max <= self.sigma_min:
             raise ValueError(f"sigma_max must exceed sigma_min, got sigma_min={self.sigma_min:g}, "
                              f"sigma_max={self.sigma_max:g}")
@@ -349,14 +348,11 @@ class AdditiveSDE(SDE):
         self._set_times(T, t_min)
 
     def _f(self, x, t):
-        out = self._drift(x, t)
-        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"drift(x, t) must return a tensor of shape {tuple(x.shape)}, got {got}")
-        return out
+        return _checks.evaluate(self._drift, "drift", "drift(x, t) -> tensor (n, d)", tuple(x.shape), x, t)
 
     def _g(self, t):
-        g = torch.as_tensor(self._diff(t), dtype=t.dtype, device=t.device)
+        g = torch.as_tensor(_checks.call(self._diff, "diffusion", "diffusion(t) -> g(t) >= 0", t),
+                            dtype=t.dtype, device=t.device)
         if not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
             raise ValueError("diffusion(t) must return finite values g(t) >= 0 (g is the square root of g^2 >= 0)")
         return torch.broadcast_to(g, t.shape)
@@ -372,8 +368,8 @@ class GeometricBrownianMotion(SDE):
     state_dependent = True
 
     def __init__(self, mu: float = 1.0, sigma: float = 1.0, T: float = 1.0):
-        self.mu = _checks.real(mu, "mu")
-        self.sigma = _checks.real(sigma, "sigma", low=0.0, low_open=True)
+        self.mu = _checks.real(mu, "mu", low=-_checks.SCALE_MAX, high=_checks.SCALE_MAX)
+        self.sigma = _checks.scale(sigma, "sigma")
         self._set_times(T, 0.0)
 
     def __repr__(self):
@@ -417,23 +413,27 @@ class ItoSDE(SDE):
             diffusion_dx, "diffusion_dx", "diffusion_dx(x, t) -> tensor (n, d)")
         self._set_times(T, t_min)
 
-    def _out(self, value, x, what):
+    def _out(self, fn, x, t, what):
+        value = _checks.call(fn, what, f"{what}(x, t) -> tensor broadcastable to (n, d)", x, t)
         if not isinstance(value, torch.Tensor):
             value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
         try:
-            return torch.broadcast_to(value, x.shape)
+            value = torch.broadcast_to(value, x.shape)
         except RuntimeError:
             raise ValueError(f"{what}(x, t) must return a tensor broadcastable to {tuple(x.shape)}, "
                              f"got shape {tuple(value.shape)}") from None
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{what} returned non-finite values (NaN or inf)")
+        return value
 
     def _f(self, x, t):
-        return self._out(self._drift(x, t), x, "drift")
+        return self._out(self._drift, x, t, "drift")
 
     def _gx(self, x, t):
-        return self._out(self._diff(x, t), x, "diffusion")
+        return self._out(self._diff, x, t, "diffusion")
 
     def _dgx(self, x, t):
         if self._diff_dx is None:
             raise TypeError("this ItoSDE was built without diffusion_dx, which Milstein needs; "
                             "pass diffusion_dx=... (the derivative dg_i/dx_i)")
-        return self._out(self._diff_dx(x, t), x, "diffusion_dx")
+        return self._out(self._diff_dx, x, t, "diffusion_dx")

@@ -32,29 +32,18 @@ __all__ = ["euler_maruyama", "milstein", "heun", "brownian_increments", "coarsen
 
 
 def time_grid(t0: float, t1: float, steps: int, *, dtype=torch.float64) -> torch.Tensor:
-    """``steps + 1`` equally spaced times from ``t0`` to ``t1`` (either order)."""
+    """``steps + 1`` equally spaced times from ``t0`` to ``t1`` (either order); ``steps`` at most 10**7."""
     t0 = _checks.real(t0, "t0")
     t1 = _checks.real(t1, "t1")
     if t0 == t1:
         raise ValueError("t0 and t1 must differ")
-    steps = _checks.positive_int(steps, "steps")
+    steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
+    dtype = _checks.floating_dtype(dtype)
     return torch.linspace(t0, t1, steps + 1, dtype=dtype)
 
 
 def _check_ts(ts, sde: SDE) -> list[float]:
-    if isinstance(ts, torch.Tensor):
-        if ts.dim() != 1:
-            raise ValueError(f"ts must be one-dimensional, got shape {tuple(ts.shape)}")
-        values = ts.detach().to("cpu", torch.float64).tolist()
-    else:
-        try:
-            values = [_checks.real(t, "ts[i]") for t in ts]
-        except TypeError:
-            raise TypeError(f"ts must be a 1-D tensor or a sequence of numbers, got {type(ts).__name__}") from None
-    if len(values) < 2:
-        raise ValueError(f"ts must hold at least two times, got {len(values)}")
-    if not all(v == v and abs(v) != float("inf") for v in values):
-        raise ValueError("ts contains non-finite values")
+    values = _checks.times(ts)
     diffs = [b - a for a, b in zip(values, values[1:])]
     if not (all(h > 0 for h in diffs) or all(h < 0 for h in diffs)):
         raise ValueError("ts must be strictly increasing or strictly decreasing")
@@ -67,11 +56,12 @@ def _check_ts(ts, sde: SDE) -> list[float]:
 def brownian_increments(ts, n: int, dim: int, generator: torch.Generator | None = None, *,
                         device=None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     r"""Brownian increments :math:`\Delta w_k \sim N(0, |t_{k+1}-t_k| I)`, shape ``(len(ts)-1, n, dim)``."""
-    ts = torch.as_tensor(ts, dtype=torch.float64) if not isinstance(ts, torch.Tensor) else ts.to("cpu", torch.float64)
-    if ts.dim() != 1 or ts.numel() < 2:
-        raise ValueError("ts must be a 1-D sequence of at least two times")
+    ts = torch.tensor(_checks.times(ts), dtype=torch.float64)
     n = _checks.positive_int(n, "n")
     dim = _checks.positive_int(dim, "dim")
+    _checks.generator(generator)
+    device, dtype = _checks.device(device), _checks.floating_dtype(dtype)
+    _checks.memory((len(ts) - 1) * n * dim, "(len(ts) - 1) * n * dim")
     h = (ts[1:] - ts[:-1]).abs()
     z = randn((len(h), n, dim), generator=generator, dtype=torch.float64)
     return (h.sqrt().view(-1, 1, 1) * z).to(device=device if device is not None else "cpu", dtype=dtype)
@@ -93,6 +83,7 @@ def _integrate(name, step, sde, x0, ts, generator, return_path, callback, dw):
     x = _checks.batch(x0, "x0")
     tl = _check_ts(ts, sde)
     _checks.generator(generator)
+    _checks.flag(return_path, "return_path")
     if callback is not None:
         _checks.callable_(callback, "callback", "callback(k, t, x)")
     backward = tl[1] < tl[0]
@@ -103,9 +94,13 @@ def _integrate(name, step, sde, x0, ts, generator, return_path, callback, dw):
         if not isinstance(dw, torch.Tensor) or tuple(dw.shape) != (steps, *x.shape):
             got = tuple(dw.shape) if isinstance(dw, torch.Tensor) else type(dw).__name__
             raise ValueError(f"dw must have shape (len(ts)-1, n, d) = {(steps, *x.shape)}, got {got}")
+        if not dw.is_floating_point() or not bool(torch.isfinite(dw).all()):
+            raise ValueError("dw must hold finite floating-point Brownian increments (it contains NaN, inf or integers)")
+    if return_path:
+        _checks.memory((steps + 1) * x.numel(), "return_path=True: (len(ts)) * n * d", bytes_per_element=x.element_size())
     path = [x] if return_path else None
     if callback is not None:
-        callback(0, tl[0], x)
+        _checks.call(callback, "callback", "callback(k, t, x)", 0, tl[0], x)
     for k in range(steps):
         h = tl[k + 1] - tl[k]
         if dw is None:
@@ -114,14 +109,22 @@ def _integrate(name, step, sde, x0, ts, generator, return_path, callback, dw):
             dwk = dw[k].to(device=x.device, dtype=x.dtype)
         t = torch.tensor(tl[k], dtype=x.dtype, device=x.device)
         t_next = torch.tensor(tl[k + 1], dtype=x.dtype, device=x.device)
-        x = step(sde, x, t, t_next, h, dwk)
+        try:
+            x = step(sde, x, t, t_next, h, dwk)
+        except ValueError as err:
+            if k == 0 or "non-finite" not in str(err):
+                raise
+            # a drift or noise that is finite at x0 but not at the state the scheme reached: a blow-up
+            raise FloatingPointError(f"{name}: at step {k + 1} (t = {tl[k]:g}) {err}, at a finite state with "
+                                     f"max |x| = {float(x.abs().max()):.3g}: the solution blew up; the step "
+                                     f"|dt| = {abs(h):g} is probably too large for this SDE") from err
         if not bool(torch.isfinite(x).all()):
-            raise FloatingPointError(f"{name} produced non-finite values at step {k + 1} (t = {tl[k + 1]:g}); "
-                                     f"the step |dt| = {abs(h):g} is probably too large for this SDE")
+            raise FloatingPointError(f"{name} produced non-finite values at step {k + 1} (t = {tl[k + 1]:g}) from finite "
+                                     f"x0, dw and drift values: the step |dt| = {abs(h):g} is probably too large for this SDE")
         if return_path:
             path.append(x)
         if callback is not None:
-            callback(k + 1, tl[k + 1], x)
+            _checks.call(callback, "callback", "callback(k, t, x)", k + 1, tl[k + 1], x)
     return torch.stack(path) if return_path else x
 
 

@@ -9,8 +9,11 @@ estimate together with its standard error.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
+
+from . import _checks
 
 
 
@@ -22,6 +25,26 @@ def _sample(x, name: str) -> torch.Tensor:
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains non-finite values")
     return x.to(torch.float64)
+
+
+def _numbers(value, name: str) -> torch.Tensor:
+    """A number, a sequence of numbers or a tensor, as a flat float64 tensor of at least one finite entry."""
+    if isinstance(value, torch.Tensor):
+        if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
+        t = value.detach().to("cpu", torch.float64)
+    elif isinstance(value, (numbers.Real, list, tuple)) and not isinstance(value, bool):
+        try:
+            t = torch.tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a number, a (non-ragged) sequence of numbers or a tensor") from None
+    else:
+        raise TypeError(f"{name} must be a number, a sequence of numbers or a tensor, got {type(value).__name__}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} must not be empty")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return t
 
 
 def mean_se(x) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,25 +66,34 @@ def var_se(x) -> tuple[torch.Tensor, torch.Tensor]:
 
 def convergence_order(steps, errors) -> float:
     r"""Least-squares slope of :math:`\log(\text{error})` against :math:`\log(\Delta t)`: the measured order."""
-    h = torch.as_tensor(steps, dtype=torch.float64).flatten()
-    e = torch.as_tensor(errors, dtype=torch.float64).flatten()
+    h = _numbers(steps, "steps").flatten()
+    e = _numbers(errors, "errors").flatten()
     if h.numel() != e.numel() or h.numel() < 2:
         raise ValueError(f"steps and errors must have the same length >= 2, got {h.numel()} and {e.numel()}")
     if not bool((h > 0).all() and (e > 0).all() and torch.isfinite(e).all()):
         raise ValueError("steps and errors must be positive and finite")
     lh, le = h.log(), e.log()
     lh0 = lh - lh.mean()
+    if float((lh0**2).sum()) == 0.0:
+        raise ValueError("steps must not all be equal (the slope against log(dt) needs at least two step sizes)")
     return float((lh0 * (le - le.mean())).sum() / (lh0**2).sum())
 
 
 def z_score(estimate, target, se) -> float:
     r""":math:`|\text{estimate}-\text{target}|/\text{se}`, the distance in standard errors (max over entries)."""
-    est = torch.as_tensor(estimate, dtype=torch.float64)
-    tgt = torch.as_tensor(target, dtype=torch.float64)
-    s = torch.as_tensor(se, dtype=torch.float64)
+    est, tgt, s = _numbers(estimate, "estimate"), _numbers(target, "target"), _numbers(se, "se")
+    try:
+        torch.broadcast_shapes(est.shape, tgt.shape, s.shape)
+    except RuntimeError:
+        raise ValueError(f"estimate, target and se must have broadcastable shapes, got {tuple(est.shape)}, "
+                         f"{tuple(tgt.shape)} and {tuple(s.shape)}") from None
     if not bool((s > 0).all()):
         raise ValueError("se must be positive")
-    return float(((est - tgt).abs() / s).max())
+    z = float(((est - tgt).abs() / s).max())
+    if not math.isfinite(z):
+        raise ValueError("|estimate - target| / se overflowed: estimate and target too far apart for float64, "
+                         "or se too small")
+    return z
 
 
 
@@ -72,8 +104,12 @@ def energy_distance(x, y) -> float:
     null spread is calibrated in the book by comparing two fresh samples of the data.
     """
     for name, v in (("x", x), ("y", y)):
-        if not isinstance(v, torch.Tensor) or v.dim() != 2 or v.shape[0] < 2:
-            raise ValueError(f"{name} must be a tensor of shape (n, d) with n >= 2")
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (n, d), got {type(v).__name__}")
+        if v.dim() != 2 or v.shape[0] < 2:
+            raise ValueError(f"{name} must be a tensor of shape (n, d) with n >= 2, got shape {tuple(v.shape)}")
+        if not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must hold finite floating-point values (it contains NaN, inf or integers)")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     x, y = x.to(torch.float64), y.to(torch.float64)
@@ -93,10 +129,15 @@ def squared_w2(x, y) -> float:
     from scipy.optimize import linear_sum_assignment
 
     for name, v in (("x", x), ("y", y)):
-        if not isinstance(v, torch.Tensor) or v.dim() != 2:
-            raise ValueError(f"{name} must be a tensor of shape (n, d)")
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (n, d), got {type(v).__name__}")
+        if v.dim() != 2 or v.shape[0] == 0:
+            raise ValueError(f"{name} must be a tensor of shape (n, d) with n >= 1, got shape {tuple(v.shape)}")
+        if not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{name} must hold finite floating-point values (it contains NaN, inf or integers)")
+    _checks.memory(x.shape[0] * y.shape[0], "x and y (the cost matrix is n x n)")
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape (equal-size samples), got {tuple(x.shape)} and {tuple(y.shape)}")
-    cost = torch.cdist(x.double(), y.double()) ** 2
+    cost = torch.cdist(x.detach().double(), y.detach().double()) ** 2
     rows, cols = linear_sum_assignment(cost.cpu().numpy())
     return float(cost[torch.as_tensor(rows), torch.as_tensor(cols)].mean())

@@ -29,12 +29,38 @@ def dsm_loss(model, x0: torch.Tensor, sde: SDE, t: torch.Tensor, z: torch.Tensor
     per-sample losses ``(n,)`` (averaged over coordinates), e.g. for paired comparisons of models.
     """
     _checks.choice(reduction, "reduction", ("mean", "none"))
+    _checks.callable_(model, "model", _MODEL)
+    x0 = _checks.batch(x0, "x0")
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
+    z = _checks.batch(z, "z")
+    if z.shape != x0.shape:
+        raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.shape[0] != x0.shape[0]:
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must be a tensor of shape (n,) = ({x0.shape[0]},), got {got}")
+    t = _checks.scalar_time(t, "t", low=0.0, high=sde.T)
+    if bool((t <= 0).any()):
+        raise ValueError("t must be > 0: the target z / sigma(t) diverges at t = 0")
+    return _dsm_loss(model, x0, sde, t.to(x0.device), z, reduction)
+
+
+_MODEL = "model(x, t) -> tensor (n, d)"
+
+
+def _dsm_loss(model, x0, sde, t, z, reduction="mean"):
     alpha, sigma = sde.marginal(t)
     alpha = alpha.to(x0.dtype)[:, None]
     sigma = sigma.to(x0.dtype)[:, None]
     g2 = (sde.diffusion(t) ** 2).to(x0.dtype)[:, None]
     xt = alpha * x0 + sigma * z
-    per_sample = (g2 * (model(xt, t.to(x0.dtype)) + z / sigma) ** 2).mean(1)
+    s = _checks.call(model, "model", _MODEL, xt, t.to(x0.dtype))
+    if not isinstance(s, torch.Tensor) or s.shape != x0.shape:
+        got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+        raise ValueError(f"model must return a tensor of shape {tuple(x0.shape)} ({_MODEL}), got {got}")
+    if not bool(torch.isfinite(s.detach()).all()):
+        raise ValueError("model returned non-finite values (NaN or inf)")
+    per_sample = (g2 * (s + z / sigma) ** 2).mean(1)
     return per_sample.mean() if reduction == "mean" else per_sample
 
 
@@ -54,12 +80,14 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
         raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
     if sde.t_min <= 0:
         raise ValueError("sde.t_min must be > 0 for score matching (the target z / sigma diverges at t = 0)")
-    steps = _checks.positive_int(steps, "steps")
+    steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
     batch_size = _checks.positive_int(batch_size, "batch_size")
     if batch_size > data.shape[0]:
         raise ValueError(f"batch_size must be <= the number of data points {data.shape[0]}, got {batch_size}")
     lr = _checks.real(lr, "lr", low=0.0, low_open=True)
     _checks.generator(generator)
+    _checks.flag(progress, "progress")
+    log_every = _checks.positive_int(log_every, "log_every")
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n, per_epoch = data.shape[0], data.shape[0] // batch_size
     losses = torch.empty(steps)
@@ -71,7 +99,16 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
         x0 = data[idx]
         t = sde.t_min + (sde.T - sde.t_min) * torch.rand(batch_size, generator=generator, dtype=torch.float64)
         z = randn(x0.shape, generator=generator, device=data.device, dtype=data.dtype)
-        loss = dsm_loss(model, x0, sde, t.to(data.device), z)
+        try:
+            loss = _dsm_loss(model, x0, sde, t.to(data.device), z)
+        except ValueError as err:
+            if step > 0 and "non-finite" in str(err):
+                raise FloatingPointError(f"train_dsm: the network's output became non-finite at step {step + 1} "
+                                         f"(lr = {lr:g}); lower lr (Adam's usual range is 1e-4 to 1e-2)") from err
+            raise
+        if not bool(torch.isfinite(loss)):
+            raise FloatingPointError(f"train_dsm: the loss became non-finite at step {step + 1} (lr = {lr:g}); "
+                                     "lower lr (Adam's usual range is 1e-4 to 1e-2)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -185,6 +185,8 @@ def _check_common(sde, score, x0, box):
         raise TypeError("first_order_correction needs noise g(t) independent of x")
     _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
     x = _checks.batch(x0, "x0").detach().to(torch.float64)
+    if x.shape[0] == 0:
+        raise ValueError("x0 must hold at least one point, got an empty batch of shape (0, d)")
     if box is not None:
         box = _checks.real(box, "box", low=0.0, low_open=True)
         if bool((x.abs() > box).any()):
@@ -225,14 +227,14 @@ def first_order_correction(sde: SDE, score, x0, *, method: str = "exact", form: 
     _checks.choice(form, "form", FORMS)
     if method == "finite_difference" and form != "score":
         raise ValueError("form applies to method='exact' only (the finite-difference method is the dx form)")
-    rtol = _checks.real(rtol, "rtol", low=0.0, low_open=True)
-    atol = _checks.real(atol, "atol", low=0.0, low_open=True)
+    rtol = _checks.tolerance(rtol, "rtol")
+    atol = _checks.tolerance(atol, "atol")
     dx = _checks.real(dx, "dx", low=0.0, high=1.0, low_open=True)
-    inner_rtol = _checks.real(inner_rtol, "inner_rtol", low=0.0, low_open=True)
-    inner_atol = _checks.real(inner_atol, "inner_atol", low=0.0, low_open=True)
-    outer_rtol = _checks.real(outer_rtol, "outer_rtol", low=0.0, low_open=True)
-    outer_atol = _checks.real(outer_atol, "outer_atol", low=0.0, low_open=True)
-    max_steps = _checks.positive_int(max_steps, "max_steps")
+    inner_rtol = _checks.tolerance(inner_rtol, "inner_rtol")
+    inner_atol = _checks.tolerance(inner_atol, "inner_atol")
+    outer_rtol = _checks.tolerance(outer_rtol, "outer_rtol")
+    outer_atol = _checks.tolerance(outer_atol, "outer_atol")
+    max_steps = _checks.positive_int(max_steps, "max_steps", high=_checks.MAX_STEPS)
     prior = sde.prior_logp if prior_logp is None else _checks.callable_(prior_logp, "prior_logp", "(n, d) -> (n,)")
     score = _float64(score)
 
@@ -381,8 +383,8 @@ class GaussianModel1D:
     def variance(self, hbar: float, steps: int = 20_000):
         r""":math:`(u^\hbar_{t_{\min}}, \partial_\hbar u^\hbar_{t_{\min}})` by RK4 on the pair of ODEs
         ({eq}`eq-gauss-variance-ode`) from ``T`` down to ``t_min``."""
-        hbar = _checks.real(hbar, "hbar", low=0.0)
-        steps = _checks.positive_int(steps, "steps", low=10)
+        hbar = _checks.hbar(hbar)
+        steps = _checks.positive_int(steps, "steps", low=10, high=_checks.MAX_STEPS)
         b, k = self.beta, 1.0 + self.eps
 
         def rhs(t, y):
@@ -399,16 +401,29 @@ class GaussianModel1D:
             k4 = rhs(t + h, tuple(v + h * d for v, d in zip(y, k3)))
             y = tuple(v + h / 6 * (d1 + 2 * d2 + 2 * d3 + d4) for v, d1, d2, d3, d4 in zip(y, k1, k2, k3, k4))
             t += h
+        if not (all(math.isfinite(v) for v in y) and y[0] > 0):
+            raise ValueError(f"the variance ODE overflowed for hbar = {hbar:g} (or too few steps = {steps}): "
+                             "use a smaller hbar or more steps")
         return y
+
+    @staticmethod
+    def _points(x):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor of points, got {type(x).__name__}")
+        if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
+            raise ValueError("x must hold finite floating-point values (it contains NaN, inf or integers)")
+        return x
 
     def log_q(self, x, hbar: float):
         r""":math:`\log q^\hbar_{t_{\min}}(x)` for a tensor of points ``x`` (any shape)."""
+        x = self._points(x)
         u, _ = self.variance(hbar)
         return -0.5 * x ** 2 / u - 0.5 * math.log(2 * math.pi * u)
 
     def correction(self, x):
         r"""Exact :math:`\partial_\hbar\log q^\hbar_{t_{\min}}(x)` at 0:
         :math:`(x^2/(2u^2) - 1/(2u))\,\partial_\hbar u` ({eq}`eq-gauss-exact-slope`)."""
+        x = self._points(x)
         u, w = self.variance(0.0)
         return (x ** 2 / (2 * u ** 2) - 1 / (2 * u)) * w
 

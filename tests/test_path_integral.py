@@ -81,7 +81,7 @@ def test_bad_input():
         onsager_machlup(torch.zeros(3, 2), [0.0, 0.5, 1.0], DRIFT, G)
     with pytest.raises(ValueError, match="rule"):
         onsager_machlup(path, [0.0, 0.5, 1.0], DRIFT, G, "midpoint")
-    with pytest.raises(ValueError, match="g\\(t\\) must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"g\(t\) must lie in \[1e-100"):
         onsager_machlup(path, [0.0, 0.5, 1.0], DRIFT, lambda t: 0.0)
     with pytest.raises(TypeError, match="drift"):
         onsager_machlup(path, [0.0, 0.5, 1.0], None, G)

@@ -61,7 +61,7 @@ def test_sample_bad_input():
         de.sample(sde, None, 10)
     with pytest.raises(TypeError, match="sde"):
         de.sample("vp", score, 10)
-    with pytest.raises(TypeError, match="VPSDE and VESDE"):
+    with pytest.raises(TypeError, match="sde must be a VPSDE or a VESDE"):
         de.sample(de.SubVPSDE(de.Linear()), score, 10, method="ancestral")
     with pytest.raises(ValueError, match="shape"):
         de.sample(sde, lambda x, t: x[:, :1], 10, method="reverse_diffusion")
@@ -106,7 +106,7 @@ def test_w2_trial_shift_false_recreates_the_stored_draws_under_any_offset(monkey
 
 def test_pc_corrects_first_then_predicts():
     # Chapter 3 states the order: at each t_k a Langevin corrector, then the reverse-diffusion predictor
-    from diffedu.samplers import _rd_step, langevin_corrector, pc
+    from diffedu.samplers import _langevin, _rd_step, langevin_corrector, pc
     vp = de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-3)
     score = de.GaussianMixture([1.0], [[0.0, 0.0]], [0.5]).score_fn(vp)
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -118,7 +118,7 @@ def test_pc_corrects_first_then_predicts():
     assert torch.equal(got, want)
     gen, other = torch.Generator().manual_seed(1), x
     for t, t_next in zip(ts, ts[1:]):
-        other = langevin_corrector(vp, score, _rd_step(vp, score, other, t, t_next, gen), t_next, t_next, gen)
+        other = _langevin(vp, score, _rd_step(vp, score, other, t, t_next, gen), t_next, t_next, gen, 0.16, 1)
     assert not torch.allclose(got, other)
 
 

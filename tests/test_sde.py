@@ -183,7 +183,7 @@ def test_bad_reverse_arguments():
     with pytest.raises(TypeError, match="state-dependent"):
         de.GeometricBrownianMotion().reverse(lambda x, t: x, 1.0)
     rev = sde.reverse(lambda x, t: x[:, :1], 1.0)
-    with pytest.raises(ValueError, match=r"score\(x, t\) must return a tensor of shape \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"score must return a tensor of shape \(4, 2\)"):
         rev.drift(torch.ones(4, 2), 0.5)
     with pytest.raises(TypeError, match="no closed-form marginal"):
         rev.marginal(0.5)
