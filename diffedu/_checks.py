@@ -324,3 +324,12 @@ def differentiable(out: torch.Tensor, fn, x: torch.Tensor, name: str) -> bool:
         raise ValueError(f"{name} must be differentiable in x with torch autograd: its output carries no graph "
                          "(was it computed through numpy, .detach() or .item()?), so its derivative cannot be taken")
     return False
+
+
+def model_dim(score, d: int, name: str = "score", what: str = "x") -> None:
+    """A score network that knows its dimension (``ScoreMLP.dim``) must match the data's ``d``: say so at the
+    caller instead of letting the network complain about a shape three calls later."""
+    m = getattr(score, "dim", None)
+    if isinstance(m, int) and not isinstance(m, bool) and m != d:
+        raise ValueError(f"{what} has d = {d} columns but the model {name} is a {m}-dimensional network "
+                         f"({name}.dim = {m}): pass data of shape (n, {m}) or a model of dimension {d}")

@@ -70,6 +70,7 @@ def pf_drift(sde: SDE, score, x: torch.Tensor, t: float) -> torch.Tensor:
     _check_sde(sde, "pf_drift")
     _checks.callable_(score, "score", _SCORE_SIGNATURE)
     x = _checks.batch(x, "x")
+    _checks.model_dim(score, x.shape[1], "score", "x")
     t = _checks.real(t, "t", low=0.0, high=sde.T)
     return _pf_drift(sde, score, x, t)
 
@@ -128,6 +129,7 @@ def log_likelihood(sde: SDE, score, x0, *, divergence: str = "exact", rtol: floa
     x = _checks.batch(x0, "x0").detach().to(torch.float64)
     if x.shape[0] == 0:
         raise ValueError("x0 must hold at least one point, got an empty batch of shape (0, d)")
+    _checks.model_dim(score, x.shape[1], "score", "x0")
     _checks.choice(divergence, "divergence", ("exact", "hutchinson"))
     rtol = _checks.tolerance(rtol, "rtol")
     atol = _checks.tolerance(atol, "atol")

@@ -65,6 +65,7 @@ def _inputs(sde, score, x, ts, generator, *, affine: bool = True):
         raise TypeError(f"this sampler needs an affine SDE with noise g(t), got {type(sde).__name__}")
     _checks.callable_(score, "score", _SCORE_SIGNATURE)
     x = _checks.batch(x, "x")
+    _checks.model_dim(score, x.shape[1], "score", "x")
     _checks.generator(generator)
     tl = _decreasing_times(ts, sde)
     if affine:
@@ -175,6 +176,7 @@ def sample(sde: SDE, score, n: int, hbar: float = 1.0, steps: int = 1000, genera
     steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
     n = _checks.positive_int(n, "n")
     dim = _checks.positive_int(dim, "dim")
+    _checks.model_dim(score, dim, "score", "dim")
     _checks.flag(return_path, "return_path")
     _checks.memory(n * dim * (steps + 1 if return_path else 4), "n * dim" + (" * (steps + 1)" if return_path else ""))
     allowed = _OPTIONS[method]
@@ -220,6 +222,7 @@ def w2_trial(model, data: str, hbar: float, trial: int, *, n: int = 2000, steps:
     if not callable(model) or not isinstance(getattr(model, "sde", None), SDE):
         raise TypeError(f"model must be a shipped score network with a .sde (see load_pretrained), got {type(model).__name__}")
     sde = model.sde
+    _checks.model_dim(model, 2, "model", "the data set")
     hbar = _checks.hbar(hbar)
     steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
     trial = _checks.positive_int(trial, "trial", low=0, high=10**9)

@@ -31,6 +31,7 @@ def dsm_loss(model, x0: torch.Tensor, sde: SDE, t: torch.Tensor, z: torch.Tensor
     _checks.choice(reduction, "reduction", ("mean", "none"))
     _checks.callable_(model, "model", _MODEL)
     x0 = _checks.batch(x0, "x0")
+    _checks.model_dim(model, x0.shape[1], "model", "x0")
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
     z = _checks.batch(z, "z")
@@ -76,6 +77,7 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     data = _checks.batch(data, "data")
+    _checks.model_dim(model, data.shape[1], "model", "data")
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
     if sde.t_min <= 0:

@@ -187,6 +187,7 @@ def _check_common(sde, score, x0, box):
     x = _checks.batch(x0, "x0").detach().to(torch.float64)
     if x.shape[0] == 0:
         raise ValueError("x0 must hold at least one point, got an empty batch of shape (0, d)")
+    _checks.model_dim(score, x.shape[1], "score", "x0")
     if box is not None:
         box = _checks.real(box, "box", low=0.0, low_open=True)
         if bool((x.abs() > box).any()):

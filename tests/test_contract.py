@@ -742,21 +742,21 @@ def test_wrong_signature(fn, exc, names, also):
     expect_error(fn, exc, *names, also=also)
 
 
-# --- 3. leaks: a ScoreMLP of d = 2 against data of d = 3 ------------------------------------------
+# --- 3. leaks: a ScoreMLP of d = 2 against data of d = 3, named at the caller (not inside ScoreMLP) ----
 X3 = torch.zeros(4, 3, dtype=torch.float64)
 DIMS = [
-    case("sample-em-d3", lambda: de.sample(VP, M2, 4, 1.0, 2, gen(), dim=3), VE, "x", also=("2", "3")),
+    case("sample-em-d3", lambda: de.sample(VP, M2, 4, 1.0, 2, gen(), dim=3), VE, ("score", "model"), also=("2", "3", "dimensional network")),
     case("sample-ancestral-d3", lambda: de.sample(VP, M2, 4, 1.0, 2, gen(), dim=3, method="ancestral"),
-         VE, "x", also=("2", "3")),
-    case("log_likelihood-d3", lambda: lk.log_likelihood(VP, M2, X3, **LL), VE, "x", also=("2", "3")),
-    case("first_order_correction-d3", lambda: wkb.first_order_correction(VP, M2, X3, **LL), VE, "x",
-         also=("2", "3")),
-    case("pf_drift-d3", lambda: lk.pf_drift(VP, M2, X3, 0.5), VE, "x", also=("2", "3")),
-    case("dsm_loss-d3", lambda: dsm_loss(M2, X3.float(), VP, T4, torch.ones(4, 3)), VE, "x", also=("2", "3")),
+         VE, ("score", "model"), also=("2", "3", "dimensional network")),
+    case("log_likelihood-d3", lambda: lk.log_likelihood(VP, M2, X3, **LL), VE, ("score", "model"), also=("2", "3", "dimensional network")),
+    case("first_order_correction-d3", lambda: wkb.first_order_correction(VP, M2, X3, **LL), VE, ("score", "model"),
+         also=("2", "3", "dimensional network")),
+    case("pf_drift-d3", lambda: lk.pf_drift(VP, M2, X3, 0.5), VE, ("score", "model"), also=("2", "3", "dimensional network")),
+    case("dsm_loss-d3", lambda: dsm_loss(M2, X3.float(), VP, T4, torch.ones(4, 3)), VE, ("score", "model"), also=("2", "3", "dimensional network")),
     case("train_dsm-d3", lambda: tiny_train(model=M2, data=de.randn((64, 3), generator=gen()), steps=1),
-         VE, ("x", "data"), also=("2", "3")),
+         VE, ("score", "model"), also=("2", "3", "dimensional network")),
     case("w2_trial-model-d3", lambda: sm.w2_trial(model_d3(), "swiss_roll", 1.0, 0, n=2, steps=2),
-         VE, ("x", "model"), also=("2", "3")),
+         VE, ("score", "model"), also=("2", "3", "dimensional network")),
 ]
 
 
