@@ -145,7 +145,7 @@ REPO_URL = re.compile(r"(?:git\+)?https?://(?:www\.)?(?:github\.com|gitlab\.com|
                       r"/[\w.-]+/[\w.-]+", re.I)
 
 
-@pytest.mark.parametrize("name", ["README.md", "CONTRIBUTING.md"])
+@pytest.mark.parametrize("name", ["README.md", "CONTRIBUTING.md", "CITATION.cff", "CHANGELOG.md", "book/intro.md"])
 def test_docs_name_no_other_repository(name):
     url, _ = sync_install_cell.repository()
     others = {u.removeprefix("git+").rstrip(".").removesuffix(".git") for u in REPO_URL.findall((ROOT / name).read_text())}

@@ -127,3 +127,12 @@ def test_bibliography_author_year_with_links():
         html = nb.read_text()
         refs = html[html.find('id="references"'):]
         assert 'id="references"' in html and "citation" in refs, f"{nb.name}: no reference list"
+
+
+def test_front_page_shows_the_version_and_the_pages_an_issue_button(ch1):
+    import diffedu as de
+
+    intro = (SITE / "book" / "intro.html").read_text()
+    assert f"This is version {de.__version__} of the book" in intro
+    assert "diffedu2026" in intro and "highlight-bibtex" in intro
+    assert "/issues/new" in ch1, "no issue button on the chapter page"
