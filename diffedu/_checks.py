@@ -18,6 +18,14 @@ import torch
 _TIME_SLACK = 1e-9  # float round-off allowed at the ends of a time range
 
 
+def _slack(t, high: float) -> float:
+    """Round-off allowed at the ends of ``[low, high]``: 1e-9, or a few ulps of ``t``'s dtype (float32 rounds
+    0.999 to 0.99900001)."""
+    if isinstance(t, torch.Tensor) and t.is_floating_point():
+        return max(_TIME_SLACK, 4 * torch.finfo(t.dtype).eps * max(1.0, abs(high)))
+    return _TIME_SLACK
+
+
 def real(value, name: str, *, low: float | None = None, high: float | None = None,
          low_open: bool = False, high_open: bool = False) -> float:
     """Return ``value`` as a finite Python float inside the given bounds."""
@@ -239,28 +247,37 @@ def time(t, name: str, *, n: int, low: float, high: float, like: torch.Tensor) -
     if isinstance(t, torch.Tensor) and t.numel() != 1:
         if t.dim() != 1 or t.shape[0] != n:
             raise ValueError(f"{name} must be a number or a tensor of shape ({n},), got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor or a number, got dtype {t.dtype}")
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains non-finite values")
+        if t.numel() == 0:
+            return t.to(device=like.device, dtype=like.dtype).reshape(0, 1)
         lo, hi = float(t.min()), float(t.max())
-        if lo < low - _TIME_SLACK or hi > high + _TIME_SLACK:
+        slack = _slack(t, high)
+        if lo < low - slack or hi > high + slack:
             raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got values in [{lo:g}, {hi:g}]")
         # round-off outside the range is clamped back into it (sigma(t)^2 < 0 at t = -1e-12 would give NaN)
         return t.to(device=like.device, dtype=like.dtype).clamp(low, high).reshape(n, 1)
+    slack = _slack(t, high)
     value = real(t, name)
-    if value < low - _TIME_SLACK or value > high + _TIME_SLACK:
+    if value < low - slack or value > high + slack:
         raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got {value:g}")
     return torch.tensor(min(max(value, low), high), device=like.device, dtype=like.dtype)
 
 
 def scalar_time(t, name: str, *, low: float, high: float) -> torch.Tensor:
     """A time without a batch: a number or a tensor of any shape, in ``[low, high]``, as float64."""
+    slack = _slack(t, high)
     if isinstance(t, torch.Tensor):
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor or a number, got dtype {t.dtype}")
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains non-finite values")
         tt = t.to(torch.float64)
     else:
         tt = torch.tensor(real(t, name), dtype=torch.float64)
-    if tt.numel() and (float(tt.min()) < low - _TIME_SLACK or float(tt.max()) > high + _TIME_SLACK):
+    if tt.numel() and (float(tt.min()) < low - slack or float(tt.max()) > high + slack):
         raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got values in "
                          f"[{float(tt.min()):g}, {float(tt.max()):g}]")
     return tt.clamp(low, high)

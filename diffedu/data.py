@@ -104,7 +104,11 @@ class GaussianMixture:
             raise TypeError(f"sde must be a diffedu SDE or None, got {type(sde).__name__}")
         probe = torch.zeros(n, self.dim, dtype=torch.float64)
         tt = _checks.time(t, "t", n=n, low=0.0, high=sde.T, like=probe)
-        alpha, sigma = sde.marginal(tt)
+        try:
+            alpha, sigma = sde.marginal(tt)
+        except TypeError as err:
+            raise TypeError(f"sde must be an affine SDE with Gaussian marginals (VP, sub-VP, VE, OU, Brownian "
+                            f"motion) for the mixture's p_t: {err}") from None
         alpha = alpha.reshape(-1, 1, 1) if alpha.dim() else alpha
         sigma = sigma.reshape(-1, 1, 1) if sigma.dim() else sigma
         shift = sde.marginal_mean(probe, t)[:, None, :]          # c(t): nonzero for OU with mu != 0
@@ -112,11 +116,16 @@ class GaussianMixture:
 
     def _terms(self, x, t, sde):
         x = _checks.batch(x, "x", dim=self.dim)
-        m, v = self.marginal(t, sde, n=x.shape[0])
+        m, v = self.marginal(t, sde, n=max(x.shape[0], 1))
         xd = x.to(torch.float64)[:, None, :]
-        diff = xd - m
+        diff = xd - m[: x.shape[0]] if m.shape[0] > 1 else xd - m
+        v = v[: x.shape[0]] if v.shape[0] > 1 else v
         logn = -0.5 * ((diff**2) / v + torch.log(2 * math.pi * v)).sum(-1)        # (n, K)
-        return x, diff, v, logn + torch.log(self.weights)[None]
+        logw = logn + torch.log(self.weights)[None]
+        if x.shape[0] and not bool(torch.isfinite(logw.max(1).values).all()):
+            raise ValueError(f"x has points so far from every component (max |x| = {float(x.abs().max()):.3g}) "
+                             "that their squared distances overflow float64")
+        return x, diff, v, logw
 
     def log_prob(self, x, t=0.0, sde: SDE | None = None) -> torch.Tensor:
         r""":math:`\log p_t(x)`, shape ``(n,)``, float64 (book: {eq}`eq-mixture-marginal`)."""

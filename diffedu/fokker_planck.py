@@ -71,6 +71,8 @@ class Grid:
         for a, b in zip(self.lo, self.hi):
             if b <= a:
                 raise ValueError(f"hi must exceed lo on every axis, got lo={a:g}, hi={b:g}")
+            if max(abs(a), abs(b)) > _checks.SCALE_MAX:
+                raise ValueError(f"lo and hi must lie in [-{_checks.SCALE_MAX:g}, {_checks.SCALE_MAX:g}], got lo={a:g}, hi={b:g}")
         self.dim = len(self.shape)
         self.dtype, self.device = dtype, device if device is not None else torch.device("cpu")
         self.h = [(b - a) / n for a, b, n in zip(self.lo, self.hi, self.shape)]
@@ -143,6 +145,10 @@ class Grid:
             raise TypeError(f"{name} must be a torch.Tensor of the grid's shape {self.shape}, got {type(p).__name__}")
         if tuple(p.shape) != self.shape:
             raise ValueError(f"{name} must have the grid's shape {self.shape}, got {tuple(p.shape)}")
+        if not p.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {p.dtype}")
+        if not bool(torch.isfinite(p).all()):
+            raise ValueError(f"{name} contains non-finite values (NaN or inf)")
         return p
 
     def mass(self, p) -> float:

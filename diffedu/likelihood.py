@@ -25,7 +25,7 @@ import torch
 
 from . import _checks
 from .ode import dopri5
-from .sde import SDE
+from .sde import SDE, ReverseSDE
 
 @dataclass
 class LikelihoodResult:
@@ -41,14 +41,22 @@ class LikelihoodResult:
     @property
     def nll(self) -> float:
         """Mean negative log-likelihood over the points that were kept."""
-        keep = ~self.excluded
-        return float(-self.logp[keep].mean())
+        return float(-_kept_points(self.logp, self.excluded, "nll", 1).mean())
 
     @property
     def nll_se(self) -> float:
-        """Standard error of :attr:`nll` (std / sqrt(n) over the kept points)."""
-        keep = ~self.excluded
-        return float(self.logp[keep].std() / math.sqrt(int(keep.sum())))
+        """Standard error of :attr:`nll` (std / sqrt(n) over the kept points; needs two of them)."""
+        v = _kept_points(self.logp, self.excluded, "nll_se", 2)
+        return float(v.std() / math.sqrt(v.numel()))
+
+
+def _kept_points(values: torch.Tensor, excluded: torch.Tensor, what: str, least: int) -> torch.Tensor:
+    """The values of the points the box kept; a ``ValueError`` if fewer than ``least`` remain (no silent NaN)."""
+    v = values[~excluded]
+    if v.numel() < least:
+        raise ValueError(f"{what} needs at least {least} kept point(s), but {v.numel()} of {values.numel()} were kept "
+                         "(the others left the box): pass more points, a larger box, or box=None")
+    return v
 
 
 _SCORE_SIGNATURE = "score(x, t) -> tensor (n, d), x (n, d), t (n,)"
@@ -58,6 +66,9 @@ _PRIOR_SIGNATURE = "prior_logp(x) -> tensor (n,), x (n, d)"
 def _check_sde(sde, what: str) -> SDE:
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
+    if isinstance(sde, ReverseSDE):
+        raise TypeError(f"sde must be the forward SDE (e.g. model.sde), not a ReverseSDE sampler: {what} builds "
+                        "the probability-flow drift from the forward SDE and the score itself")
     if sde.state_dependent:
         raise TypeError(f"{what} needs noise g(t) independent of x; {type(sde).__name__} has state-dependent noise")
     return sde

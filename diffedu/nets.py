@@ -22,6 +22,10 @@ DATA_NAMES = ("swiss_roll", "gaussian_grid")
 SCHEDULE_NAMES = ("simple", "cosine")
 
 
+#: the network's time input must fit float32 with room to spare
+T_LIMIT = 1e30
+
+
 class ScoreMLP(nn.Module):
     r""":math:`s_\theta(x, t)`: ``[x, t] -> 3 x (Linear(128), swish) -> Linear(dim)``.
 
@@ -48,16 +52,20 @@ class ScoreMLP(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.dim:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (n, {self.dim}), got {got}")
-        if not x.is_floating_point() or not bool(torch.isfinite(x).all()):
-            raise ValueError("x must hold finite floating-point values (it contains NaN, inf or integers)")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("x must hold finite values (it contains NaN or inf)")
         n = x.shape[0]
         w = self.net[0].weight
         if isinstance(t, torch.Tensor) and t.numel() > 1:
             if t.shape != (n,):
                 raise ValueError(f"t must be a number or a tensor of shape ({n},), got {tuple(t.shape)}")
+            if not t.is_floating_point() or not bool((t.abs() <= T_LIMIT).all()):
+                raise ValueError(f"t must hold finite floating-point times with |t| <= {T_LIMIT:g}")
             tt = t.reshape(n, 1)
         else:
-            tt = torch.full((n, 1), _checks.real(t, "t"), device=x.device, dtype=w.dtype)
+            tt = torch.full((n, 1), _checks.real(t, "t", low=-T_LIMIT, high=T_LIMIT), device=x.device, dtype=w.dtype)
         out = self.net(torch.cat([x.to(w.dtype), tt.to(device=x.device, dtype=w.dtype)], 1))
         return out.to(x.dtype)
 

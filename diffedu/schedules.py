@@ -28,8 +28,12 @@ class Schedule:
     def _t(self, t) -> torch.Tensor:
         if isinstance(t, torch.Tensor) and not t.is_floating_point():
             raise TypeError(f"t must be a floating-point tensor or a number, got dtype {t.dtype}")
-        tt = _checks.scalar_time(t, "t", low=0.0, high=self.t_max)
-        return tt.to(t.dtype) if isinstance(t, torch.Tensor) else tt
+        # float64 throughout: a float32 t at t_max = 0.999 reads 0.99900001, past the pole of the cosine
+        return _checks.scalar_time(t, "t", low=0.0, high=self.t_max)
+
+    @staticmethod
+    def _like(value: torch.Tensor, t) -> torch.Tensor:
+        return value.to(t.dtype) if isinstance(t, torch.Tensor) else value
 
     def beta(self, t) -> torch.Tensor:
         r""":math:`\beta(t)`."""
@@ -69,12 +73,12 @@ class Linear(Schedule):
         return f"Linear(beta_min={self.beta_min:g}, beta_max={self.beta_max:g})"
 
     def beta(self, t):
-        t = self._t(t)
-        return self.beta_min + t * (self.beta_max - self.beta_min)
+        tt = self._t(t)
+        return self._like(self.beta_min + tt * (self.beta_max - self.beta_min), t)
 
     def beta_integral(self, t):
-        t = self._t(t)
-        return self.beta_min * t + 0.5 * t**2 * (self.beta_max - self.beta_min)
+        tt = self._t(t)
+        return self._like(self.beta_min * tt + 0.5 * tt**2 * (self.beta_max - self.beta_min), t)
 
 
 class Cosine(Schedule):
@@ -99,11 +103,11 @@ class Cosine(Schedule):
         return 0.5 * math.pi * (t + self.s) / (1.0 + self.s)
 
     def beta(self, t):
-        t = self._t(t)
-        return math.pi / (1.0 + self.s) * torch.tan(self._phase(t))
+        tt = self._t(t)
+        return self._like(math.pi / (1.0 + self.s) * torch.tan(self._phase(tt)), t)
 
     def beta_integral(self, t):
-        t = self._t(t)
+        tt = self._t(t)
         c0 = math.cos(0.5 * math.pi * self.s / (1.0 + self.s))
         # clamp: round-off must not make the integral negative at t = 0 (sigma would be NaN)
-        return (-2.0 * (torch.log(torch.cos(self._phase(t))) - math.log(c0))).clamp_min(0.0)
+        return self._like((-2.0 * (torch.log(torch.cos(self._phase(tt))) - math.log(c0))).clamp_min(0.0), t)

@@ -42,14 +42,14 @@ class SDE:
     state_dependent: bool = False
 
     def _set_times(self, T: float, t_min: float, t_cap: float = math.inf):
-        self.T = _checks.real(T, "T", low=0.0, high=min(t_cap, _checks.SCALE_MAX), low_open=True)
+        self.T = _checks.real(T, "T", low=_checks.SCALE_MIN, high=min(t_cap, _checks.SCALE_MAX))
         self.t_min = _checks.real(t_min, "t_min", low=0.0)
         if not self.t_min < self.T:
             raise ValueError(f"t_min must be smaller than T, got t_min={self.t_min:g}, T={self.T:g}")
 
     # --- checked public interface ------------------------------------------------
-    def _xt(self, x, t):
-        x = _checks.batch(x, "x")
+    def _xt(self, x, t, name: str = "x"):
+        x = _checks.batch(x, name)
         return x, _checks.time(t, "t", n=x.shape[0], low=0.0, high=self.T, like=x)
 
     def drift(self, x, t) -> torch.Tensor:
@@ -94,13 +94,13 @@ class SDE:
 
     def marginal_mean(self, x0, t) -> torch.Tensor:
         r""":math:`E[x_t \mid x_0]`; ``alpha(t) * x0`` unless the SDE has a shifted fixed point."""
-        x0, tt = self._xt(x0, t)
+        x0, tt = self._xt(x0, t, "x0")
         alpha, _ = self.marginal(tt)
         return alpha.to(x0.dtype) * x0
 
     def marginal_sample(self, x0, t, generator: torch.Generator | None = None) -> torch.Tensor:
         r"""Draw :math:`x_t \sim N(E[x_t|x_0], \sigma(t)^2 I)` for each row of ``x0``."""
-        x0, tt = self._xt(x0, t)
+        x0, tt = self._xt(x0, t, "x0")
         _, sigma = self.marginal(tt)
         z = randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         return self.marginal_mean(x0, t) + sigma.to(x0.dtype) * z
@@ -234,7 +234,7 @@ class OrnsteinUhlenbeck(SDE):
         return alpha, torch.sqrt(var)
 
     def marginal_mean(self, x0, t):
-        x0, tt = self._xt(x0, t)
+        x0, tt = self._xt(x0, t, "x0")
         alpha, _ = self.marginal(tt)
         alpha = alpha.to(x0.dtype)
         return self.mu + alpha * (x0 - self.mu)
@@ -351,8 +351,20 @@ class AdditiveSDE(SDE):
         return _checks.evaluate(self._drift, "drift", "drift(x, t) -> tensor (n, d)", tuple(x.shape), x, t)
 
     def _g(self, t):
-        g = torch.as_tensor(_checks.call(self._diff, "diffusion", "diffusion(t) -> g(t) >= 0", t),
-                            dtype=t.dtype, device=t.device)
+        out = _checks.call(self._diff, "diffusion", "diffusion(t) -> g(t) >= 0", t)
+        if isinstance(out, torch.Tensor):
+            if out.is_complex() or out.dtype == torch.bool:
+                raise TypeError(f"diffusion(t) must return real numbers, got dtype {out.dtype}")
+        elif isinstance(out, bool) or not isinstance(out, (int, float)):
+            raise TypeError(f"diffusion(t) must return a number or a tensor of t's shape, got {type(out).__name__}")
+        g = torch.as_tensor(out, dtype=t.dtype, device=t.device)
+        try:
+            torch.broadcast_shapes(g.shape, t.shape)
+            if g.dim() > t.dim() or g.numel() > max(t.numel(), 1):
+                raise RuntimeError
+        except RuntimeError:
+            raise ValueError(f"diffusion(t) must return a number or a tensor of t's shape {tuple(t.shape)}, "
+                             f"got shape {tuple(g.shape)}") from None
         if not bool(torch.isfinite(g).all()) or bool((g < 0).any()):
             raise ValueError("diffusion(t) must return finite values g(t) >= 0 (g is the square root of g^2 >= 0)")
         return torch.broadcast_to(g, t.shape)
@@ -416,7 +428,12 @@ class ItoSDE(SDE):
     def _out(self, fn, x, t, what):
         value = _checks.call(fn, what, f"{what}(x, t) -> tensor broadcastable to (n, d)", x, t)
         if not isinstance(value, torch.Tensor):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{what}(x, t) must return a tensor broadcastable to {tuple(x.shape)} or a number, "
+                                f"got {type(value).__name__}")
             value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+        if not value.is_floating_point():
+            raise TypeError(f"{what}(x, t) must return real floating-point values, got dtype {value.dtype}")
         try:
             value = torch.broadcast_to(value, x.shape)
         except RuntimeError:

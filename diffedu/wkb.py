@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from . import _checks
-from .likelihood import log_likelihood
+from .likelihood import _check_sde, _kept_points, log_likelihood
 from .ode import dopri5
 from .sde import SDE
 
@@ -64,27 +64,27 @@ class WKBResult:
     nfe: int = 0                         #: right-hand-side evaluations (outer solves)
     inner_nfe: int = 0                   #: evaluations inside the inner solves (finite differences)
 
-    def _kept(self, v):
-        return v[~self.excluded]
+    def _kept(self, v, what: str = "the mean", least: int = 1):
+        return _kept_points(v, self.excluded, what, least)
 
     @property
     def first_corr(self) -> float:
         r"""The paper's 1ST-CORR: mean of :math:`-\partial_\hbar\log q` = :math:`d\,{\rm NLL}/d\hbar` at 0."""
-        return float(-self._kept(self.correction).mean())
+        return float(-self._kept(self.correction, "first_corr").mean())
 
     @property
     def first_corr_se(self) -> float:
         """Standard error of :attr:`first_corr` (std / sqrt(n) over the kept points)."""
-        v = self._kept(self.correction)
+        v = self._kept(self.correction, "first_corr_se", 2)
         return float(v.std() / math.sqrt(v.numel()))
 
     @property
     def nll(self) -> float:
-        return float(-self._kept(self.logp).mean())
+        return float(-self._kept(self.logp, "nll").mean())
 
     @property
     def nll_se(self) -> float:
-        v = self._kept(self.logp)
+        v = self._kept(self.logp, "nll_se", 2)
         return float(v.std() / math.sqrt(v.numel()))
 
     @property
@@ -92,7 +92,7 @@ class WKBResult:
         """Mean of the finite-difference error bound (the paper's ERRORS column)."""
         if self.error is None:
             raise AttributeError("errors: only method='finite_difference' carries an error bound")
-        return float(self._kept(self.error).mean())
+        return float(self._kept(self.error, "errors").mean())
 
 
 def _float64(score):
@@ -179,10 +179,7 @@ def _score_ode(fl, sigma, H):
 
 
 def _check_common(sde, score, x0, box):
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
-    if sde.state_dependent:
-        raise TypeError("first_order_correction needs noise g(t) independent of x")
+    _check_sde(sde, "first_order_correction")
     _checks.callable_(score, "score", "score(x, t) -> tensor (n, d)")
     x = _checks.batch(x0, "x0").detach().to(torch.float64)
     if x.shape[0] == 0:
@@ -362,23 +359,26 @@ class GaussianModel1D:
         self.beta = _checks.real(beta, "beta", low=0.0, low_open=True)
         self.T = _checks.real(T, "T", low=0.0, low_open=True)
         self.t_min = _checks.real(t_min, "t_min", low=0.0, high=self.T, high_open=True)
-        self.prior_var = _checks.real(prior_var, "prior_var", low=0.0, low_open=True)
+        self.prior_var = _checks.scale(prior_var, "prior_var")
         from .schedules import Linear
         from .sde import VPSDE
         self.sde = VPSDE(Linear(self.beta, self.beta), T=self.T, t_min=self.t_min)
 
     def v(self, t):
-        """Variance of the data's forward marginal :math:`p_t`."""
+        """Variance of the data's forward marginal :math:`p_t` (``t`` a number in ``[0, T]``)."""
+        t = float(_checks.scalar_time(_checks.real(t, "t"), "t", low=0.0, high=self.T))
         return 1.0 + (self.v0 - 1.0) * math.exp(-self.beta * t)
 
     def score(self, x, t):
         r"""The model :math:`s(x, t) = -(1+\epsilon)x/v_t` (``t`` a number or a tensor)."""
-        t = torch.as_tensor(t, dtype=torch.float64)
+        x = _checks.batch(x, "x", dim=1)
+        t = _checks.time(t, "t", n=x.shape[0], low=0.0, high=self.T, like=x.to(torch.float64)).reshape(-1)
         v = 1.0 + (self.v0 - 1.0) * torch.exp(-self.beta * t)
         return -(1.0 + self.eps) * x / (v.reshape(-1, 1) if v.dim() else v)
 
     def prior_logp(self, x):
         """:math:`\\log N(x; 0, u_T)` of the prior, rows of ``x`` (n, 1)."""
+        x = _checks.batch(x, "x", dim=1)
         return -0.5 * (x ** 2).sum(1) / self.prior_var - 0.5 * math.log(2 * math.pi * self.prior_var)
 
     def variance(self, hbar: float, steps: int = 20_000):

@@ -790,3 +790,50 @@ ABSURD = [
 @pytest.mark.parametrize("fn, exc, names, also", ABSURD)
 def test_absurd_sizes(fn, exc, names, also):
     expect_error(fn, exc, *names, also=also, memory=True)
+
+
+# --- found by a second, independent fuzz of the methods (after the fixes above) ------------------
+def test_float32_time_at_T_is_accepted_and_the_cosine_schedule_stays_finite():
+    # float32 rounds 0.999 up to 0.99900001: that is T, not a time past it (and past the cosine's pole)
+    vp = de.VPSDE(de.Cosine(0.0, 0.999))
+    x = torch.ones(3, 2)
+    t = torch.full((3,), vp.T, dtype=torch.float32)
+    f = vp.drift(x, t)
+    assert bool(torch.isfinite(f).all()) and bool((f < 0).all())      # -beta x / 2 with beta > 0
+    assert bool(torch.isfinite(vp.schedule.alpha(t)).all())
+
+
+def test_empty_batches_pass_through_the_sde_methods():
+    x, t = torch.zeros(0, 2), torch.zeros(0)
+    for sde in (de.BrownianMotion(), de.VPSDE(de.Linear()), de.OrnsteinUhlenbeck(mu=1.0)):
+        assert sde.drift(x, t).shape == (0, 2)
+        assert sde.marginal_mean(x, t).shape == (0, 2)
+    mix = de.GaussianMixture([1.0], [[0.0, 0.0]], [1.0])
+    assert mix.log_prob(x).shape == (0,) and mix.score(x).shape == (0, 2)
+
+
+def test_results_with_every_point_excluded_refuse_to_average():
+    r = lk.log_likelihood(de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-3), lambda x, t: -30 * x, torch.full((2, 1), 0.9),
+                          box=1.0, rtol=1e-3, atol=1e-3)
+    if bool(r.excluded.all()):
+        expect_error(lambda: r.nll, VE, "nll")
+    expect_error(lambda: lk.LikelihoodResult(torch.tensor([1.0]), torch.tensor([False]), torch.zeros(1, 1),
+                                             0, 0, 0).nll_se, VE, "nll_se")
+
+
+def test_a_reverse_sde_is_not_a_forward_sde():
+    vp = de.VPSDE(de.Linear(0.1, 20.0), t_min=1e-3)
+    score = lambda x, t: -x
+    expect_error(lambda: lk.log_likelihood(vp.reverse(score), score, torch.zeros(2, 2)), TE, "sde")
+    expect_error(lambda: wkb.first_order_correction(vp.reverse(score), score, torch.zeros(2, 2)), TE, "sde")
+
+
+def test_grid_quantities_refuse_non_finite_densities_and_far_points():
+    g = fp.Grid(-1.0, 1.0, 10)
+    p = torch.ones(10, dtype=torch.float64)
+    p[3] = float("nan")
+    expect_error(lambda: g.mass(p), VE, "p")
+    expect_error(lambda: g.l1(torch.ones(10, dtype=torch.float64), torch.ones(10, dtype=torch.bool)), TE, "q")
+    expect_error(lambda: fp.Grid(-1e308, 1e308, 10), VE, "lo", "hi")
+    mix = de.GaussianMixture([1.0], [[0.0]], [1.0])
+    expect_error(lambda: mix.score(torch.full((2, 1), 1e160, dtype=torch.float64)), VE, "x")

@@ -23,7 +23,7 @@ import signal
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import diffedu as de
@@ -262,7 +262,7 @@ def _names(name, arg):
 
 
 CASES = [(name, arg) for name, (_, kwargs) in CALLS.items() for arg in kwargs]
-COUNT_ARGS = {"steps", "corrector_steps", "log_every", "layers", "hidden", "n", "cells", "components", "max_steps",
+COUNT_ARGS = {"shape", "steps", "corrector_steps", "log_every", "layers", "hidden", "n", "cells", "components", "max_steps",
               "trial", "dim", "factor", "batch_size", "seed", "order"}
 CALLABLE_ARGS = {"score", "drift", "diffusion", "log_prob", "fn", "prior_logp", "log_p0", "log_pT", "rhs",
                  "on_step", "callback", "model", "g", "environ"}
@@ -282,6 +282,7 @@ def bad_input(draw):
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True, database=None,
+          phases=[Phase.explicit, Phase.generate],     # no shrinking: a slow failing case would be re-run many times
           suppress_health_check=list(HealthCheck))
 @given(bad_input())
 def test_bad_input_is_refused_naming_the_argument(case):
