@@ -366,8 +366,10 @@ class GaussianModel1D:
 
     def v(self, t):
         """Variance of the data's forward marginal :math:`p_t` (``t`` a number in ``[0, T]``)."""
-        t = float(_checks.scalar_time(_checks.real(t, "t"), "t", low=0.0, high=self.T))
-        return 1.0 + (self.v0 - 1.0) * math.exp(-self.beta * t)
+        return self._v(float(_checks.scalar_time(_checks.real(t, "t"), "t", low=0.0, high=self.T)))
+
+    def _v(self, t: float) -> float:
+        return 1.0 + (self.v0 - 1.0) * math.exp(-self.beta * t)     # unchecked: the RK4 loop calls it 80 000 times
 
     def score(self, x, t):
         r"""The model :math:`s(x, t) = -(1+\epsilon)x/v_t` (``t`` a number or a tensor)."""
@@ -390,8 +392,9 @@ class GaussianModel1D:
 
         def rhs(t, y):
             u, w = y
-            a = -b + (1 + hbar) * b * k / self.v(t)
-            return a * u - hbar * b, a * w + b * k * u / self.v(t) - b
+            vt = self._v(t)
+            a = -b + (1 + hbar) * b * k / vt
+            return a * u - hbar * b, a * w + b * k * u / vt - b
 
         h = -(self.T - self.t_min) / steps
         t, y = self.T, (self.prior_var, 0.0)
