@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book
 PIP_QUIET := -q
 
-.PHONY: help venv book test robust gpu-check unit notebooks lab-check site-check weights student strip serve lab clean clean-all
+.PHONY: help venv book test robust grade gpu-check unit notebooks lab-check site-check weights student strip serve lab clean clean-all
 
 help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
@@ -23,6 +23,7 @@ help:
 	@echo "make serve  preview the built site on http://127.0.0.1:8000"
 	@echo "make strip  clear notebook outputs before committing (and regenerate the install cell and book/api.md)"
 	@echo "make student  the student edition of the notebooks (_build/student, with a zip)"
+	@echo "make grade SUBMISSIONS=dir [SALT=n]  grade submitted notebooks with the hidden checks (_build/grades)"
 	@echo "make weights  retrain the shipped score models (about 10 min)"
 	@echo "make clean  remove _build"
 
@@ -66,7 +67,10 @@ test: unit lab-check book site-check
 	@echo "make test: all checks passed"
 
 # Every check must hold for any seed: every seed of the book (de.make_generator, de.manual_seed) is shifted.
-ROBUST_OFFSETS := 101 2027 31337
+# Two offsets run through nbval; the third runs through the grader, which executes every cell as nbval does
+# (any error fails it) and also runs the instructor's hidden checks, which must all give full marks.
+ROBUST_OFFSETS := 101 2027
+GRADE_OFFSET := 31337
 # On a machine with a GPU: its python3 (a CUDA build of torch, pytest, matplotlib), nothing installed.
 GPU_PYTHON ?= python3
 gpu-check:
@@ -77,7 +81,19 @@ robust: $(STAMP)
 	  echo "== DIFFEDU_SEED_OFFSET=$$off"; \
 	  DIFFEDU_SEED_OFFSET=$$off $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q || exit 1; \
 	done
-	@echo "make robust: every notebook passed under offsets $(ROBUST_OFFSETS)"
+	@echo "== DIFFEDU_SEED_OFFSET=$(GRADE_OFFSET): the grader on the book's notebooks, hidden checks with salt $(GRADE_OFFSET)"
+	rm -rf _build/robust-grade && mkdir -p _build/robust-grade/book && cp notebooks/[0-9][0-9]_*.ipynb _build/robust-grade/book/
+	DIFFEDU_SEED_OFFSET=$(GRADE_OFFSET) $(BIN)/python scripts/grade.py _build/robust-grade --out _build/robust-grade/out \
+	  --salt $(GRADE_OFFSET) --require-full-marks
+	@echo "make robust: every notebook passed under offsets $(ROBUST_OFFSETS) $(GRADE_OFFSET), and every hidden check"
+
+# Grade a folder of submissions (one folder per student) with the hidden checks of grading/hidden_checks.py.
+# Pick your own SALT each term: it changes the hidden checks' inputs. Results: _build/grades/grades.csv, feedback/.
+SUBMISSIONS ?=
+SALT ?= 0
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [SALT=n]"; exit 2; }
+	$(BIN)/python scripts/grade.py "$(SUBMISSIONS)" --salt $(SALT) --out _build/grades
 
 # Retrain the four shipped score models (two at a time, one thread each; about 10 minutes on 2 cores).
 weights: $(STAMP)

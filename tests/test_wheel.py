@@ -81,6 +81,9 @@ def test_wheel_holds_every_package_file(wheel):
                          "add them to [tool.setuptools.package-data] in pyproject.toml")
     extra = sorted(n for n in names if n not in files and not n.endswith("/"))
     assert not extra, f"the wheel holds files that are not in diffedu/: {extra}"
+    with zipfile.ZipFile(wheel) as z:
+        hidden = [n for n in z.namelist() if "hidden_checks" in n or n.startswith("grading/")]
+    assert not hidden, f"the instructor's hidden checks must not ship to students: {hidden}"
 
 
 def _reader_names(node):

@@ -1,0 +1,503 @@
+r"""The instructor's hidden checks, one per exercise of the book (run by ``scripts/grade.py``).
+
+This file stays in the instructor's repository: it is not part of the ``diffedu`` package (so not in
+a wheel, nor installed in Colab or Binder) and not in the student zip. Its checks are stricter than
+the public self-checks of ``diffedu.checks``:
+
+* an answer that is a **function** is called on other inputs than the public check uses — other
+  sizes, parameters and random points, drawn from a generator seeded by the grading *salt* (choose
+  your own each term: ``make grade SALT=...``) — and compared with a closed form written here;
+* an answer that is a **number** is compared with a reference computed here independently, with
+  a tighter tolerance than the public check;
+* an answer that is a **Monte-Carlo sample** is tested on more of its statistics (mean, variance,
+  fourth moment, support) at six standard errors, so that it holds for any seed of a correct
+  solution yet rejects the wrong formulas the public check lets through (``rhs`` copied from
+  ``lhs``, relative errors without the ``- 1``, Gaussian instead of Rademacher probes, ...).
+
+The grader executes this file inside the submission's kernel, right after the cells of each
+exercise, and calls :func:`report`. Each check receives ``get(name)`` (a name of the student's
+namespace, or an error saying it is undefined) and ``rng`` (a ``torch.Generator``), returns a
+short confirmation, and raises :class:`Wrong` with the reason shown to the student otherwise.
+An exception raised by the student's own function is reported with its type and message.
+
+``EXERCISES`` maps every exercise label of the book to ``(points, names, check)``; a test fails
+when an exercise of the book has no hidden check here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import zlib
+
+import torch
+
+MARKER = "DIFFEDU-GRADE "
+F64 = torch.float64
+
+
+class Wrong(Exception):
+    """A wrong or malformed answer; the message is the reason the student reads."""
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def _tensor(value, name, shape=None):
+    if not isinstance(value, torch.Tensor):
+        raise Wrong(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise Wrong(f"`{name}` must have shape {tuple(shape)}, got {tuple(value.shape)}")
+    if value.is_complex() or not bool(torch.isfinite(value).all()):
+        raise Wrong(f"`{name}` must hold finite real numbers")
+    return value.detach().to("cpu", F64)
+
+
+def _number(value, name):
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise Wrong(f"`{name}` must be one finite real number, got {value!r:.60}")
+    return float(value)
+
+
+def _numbers(value, name, n):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().reshape(-1).tolist()
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        raise Wrong(f"`{name}` must hold {n} numbers")
+    return [_number(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+
+def _function(value, name):
+    if not callable(value):
+        raise Wrong(f"`{name}` must be a function, got {type(value).__name__}")
+    return value
+
+
+def _call(fn, name, *args):
+    """The student's function on the grader's inputs; its own exception becomes the reason."""
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, Wrong):
+        raise
+    except Exception as err:                      # noqa: BLE001 — any failure of student code
+        raise Wrong(f"`{name}` raised {type(err).__name__}: {err} (on the grader's inputs)") from None
+
+
+def _close(value, want, *, rel, what):
+    if not abs(value - want) <= rel * max(1.0, abs(want)):
+        raise Wrong(f"{what} = {value:.10g} is not correct (the grader's tolerance is {rel:g}, relative)")
+
+
+def _uniform(rng, low, high, n=None):
+    u = torch.rand(n if n is not None else (), generator=rng, dtype=F64)
+    out = low + (high - low) * u
+    return out if n is not None else float(out)
+
+
+def _vp_v(t, v0=0.04):
+    """Variance of x_t for data N(0, v0) under the linear VP SDE, beta = 0.1 + 19.9 t (closed form)."""
+    B = 0.1 * t + 9.95 * t * t
+    return math.exp(-B) * v0 + 1 - math.exp(-B)
+
+
+def _vp_beta(t):
+    return 0.1 + 19.9 * t
+
+
+# --- Chapter 1 -----------------------------------------------------------------------------------
+def ito_w3(get, rng):
+    lhs = _tensor(get("lhs"), "lhs", (2000,))
+    rhs = _tensor(get("rhs"), "rhs", (2000,))
+    M, N, T = 2000, 2**12, 1.0
+    # lhs - rhs = -sum w_k (dw_k^2 - dt) - sum dw_k^3 / 3: mean square T^3 / N, relative SE sqrt(6 / M) / 2 for the rms
+    rms, want = float(((lhs - rhs) ** 2).mean().sqrt()), T * math.sqrt(T / N)
+    if abs(rms / want - 1) > 6 * math.sqrt(6 / M) / 2:
+        raise Wrong(f"lhs - rhs has root mean square {rms:.4g}; the left-point sums differ by about "
+                    f"{want:.4g} (= T sqrt(T/N)) — rhs must be computed from w_T^3/3 and a Riemann sum, not copied")
+    m, se = float(lhs.mean()), float(lhs.std()) / math.sqrt(M)
+    if abs(m) > 6 * se:
+        raise Wrong(f"the mean of lhs is {m:.4f}: an Ito integral has mean 0")
+    sq = lhs**2
+    if abs(float(sq.mean()) - T**3) > 6 * float(sq.std()) / math.sqrt(M):
+        raise Wrong(f"E[lhs^2] = {float(sq.mean()):.4f}, not T^3 (Ito isometry)")
+    return "mean 0, Ito isometry, and the two sums differ by the discretisation only"
+
+
+def em_stationary(get, rng):
+    x = _tensor(get("x_em"), "x_em", (20000,))
+    n, V = x.numel(), 1.0 / (1.0 * (2 - 0.5))
+    m, v = float(x.mean()), float(x.var())
+    if abs(m) > 6 * math.sqrt(V / n):
+        raise Wrong(f"the mean of x_em is {m:.4f}, not 0")
+    if abs(v - V) > 6 * V * math.sqrt(2 / (n - 1)):
+        raise Wrong(f"the variance of x_em is {v:.4f}, not Euler–Maruyama's sigma^2/(theta(2 - theta dt)) = {V:.4f}")
+    kurt = float(((x - m) ** 4).mean()) / v**2
+    if abs(kurt - 3) > 6 * math.sqrt(24 / n):
+        raise Wrong(f"x_em is not Gaussian (kurtosis {kurt:.3f}, not 3): drive the recursion with Gaussian increments")
+    return "mean, variance and kurtosis of the stationary Euler–Maruyama chain"
+
+
+def heun_strat(get, rng):
+    fn = _function(get("heun_plain"), "heun_plain")
+    M, N = int(torch.randint(500, 1500, (), generator=rng)), 2**10
+    T, mu, sigma = _uniform(rng, 0.5, 1.0), _uniform(rng, 0.3, 1.2), _uniform(rng, 0.4, 0.9)
+    dt = T / N
+    x0 = _uniform(rng, 0.5, 2.0, (M, 1))
+    dw = torch.randn(N, M, 1, generator=rng, dtype=F64) * math.sqrt(dt)
+    X = _tensor(_call(fn, "heun_plain", x0.clone(), dw.clone(), dt, mu, sigma), "heun_plain(...)", (M, 1))
+    w = dw.sum(0)
+    strat = x0 * torch.exp(mu * T + sigma * w)
+    ito = x0 * torch.exp((mu - 0.5 * sigma**2) * T + sigma * w)
+    err_s = float((X - strat).abs().mean() / strat.abs().mean())
+    err_i = float((X - ito).abs().mean() / ito.abs().mean())
+    if err_s > 0.01:
+        raise Wrong(f"on other x0, T, mu, sigma (mu = {mu:.3f}, sigma = {sigma:.3f}, T = {T:.3f}) heun_plain is "
+                    f"{err_s:.1%} from x0 exp(mu T + sigma w_T)" + (" and matches the Ito solution" if err_i < 0.01 else ""))
+    return f"converges to the Stratonovich solution for mu = {mu:.2f}, sigma = {sigma:.2f}, T = {T:.2f}"
+
+
+def perrin_budget(get, rng):
+    K = _number(get("K_needed"), "K_needed")
+    if K != 20000:
+        raise Wrong(f"K_needed = {K:g}: a 1 % relative standard error sqrt(2/K) needs K = 2 / 0.01^2")
+    r = _tensor(get("rel_errors"), "rel_errors", (400,))
+    m, sd = float(r.mean()), float(r.std())
+    if abs(m) > 6 * 0.01 / math.sqrt(400):
+        raise Wrong(f"the relative errors average {m:.4f}, not 0: subtract 1 from D_hat / D")
+    if abs(sd - 0.01) > 6 * 0.01 / math.sqrt(2 * 399):
+        raise Wrong(f"the relative errors spread by {sd:.4f}, not 1 %")
+    return "K = 20 000; the relative errors have mean 0 and spread 1 %"
+
+
+# --- Chapter 2 -----------------------------------------------------------------------------------
+def fp_ou(get, rng):
+    grid = get("grid")
+    if not hasattr(grid, "axes") or not hasattr(grid, "h"):
+        raise Wrong("`grid` is not the chapter's grid")
+    p = _tensor(get("p_final"), "p_final", tuple(grid.shape))
+    x, h = grid.axes[0].detach().cpu().to(F64), float(grid.h[0])
+    mass = float(p.sum()) * h
+    if abs(mass - 1) > 1e-3:
+        raise Wrong(f"p_final has mass {mass:.5f}, not 1")
+    mean = float((x * p).sum()) * h
+    var = float(((x - mean) ** 2 * p).sum()) * h
+    if abs(mean - 0.5) > 1e-3 or abs(var - 0.25) > 1e-3:
+        raise Wrong(f"p_final has mean {mean:.4f} and variance {var:.4f}; the stationary law is N(0.5, 0.25)")
+    target = torch.exp(-(x - 0.5) ** 2 / 0.5) / math.sqrt(0.5 * math.pi)
+    if float((p - target).abs().sum()) * h > 1e-3:
+        raise Wrong("p_final is not the stationary Gaussian in L1 (grader's tolerance 1e-3)")
+    return "mass, mean, variance and shape of N(mu, sigma^2 / (2 theta))"
+
+
+def _upwind_rhs(p, v, D, h):
+    J = v.clamp(min=0) * p[:-1] - (-v).clamp(min=0) * p[1:] - D * (p[1:] - p[:-1]) / h
+    J = torch.cat([J.new_zeros(1), J, J.new_zeros(1)])
+    return -(J[1:] - J[:-1]) / h
+
+
+def fv_mass(get, rng):
+    fn = _function(get("fv_rhs"), "fv_rhs")
+    for _ in range(3):
+        n = int(torch.randint(20, 80, (), generator=rng))
+        p = torch.rand(n, generator=rng, dtype=F64) + 0.1
+        v = 2 * torch.randn(n - 1, generator=rng, dtype=F64)
+        D, h = _uniform(rng, 0.1, 1.0), _uniform(rng, 0.05, 0.3)
+        out = _tensor(_call(fn, "fv_rhs", p.clone(), v.clone(), D, h), "fv_rhs(...)", (n,))
+        want = _upwind_rhs(p, v, D, h)
+        if abs(float(out.sum())) > 1e-9 * float(want.abs().sum()):
+            raise Wrong(f"on a random p of {n} cells, sum dp/dt = {float(out.sum()):.3g}: mass is not conserved")
+        if not torch.allclose(out, want, rtol=1e-9, atol=1e-9 * float(want.abs().max())):
+            raise Wrong(f"on a random p ({n} cells, D = {D:.3f}, h = {h:.3f}) fv_rhs differs from the upwind scheme "
+                        f"(largest difference {float((out - want).abs().max()):.3g})")
+    return "equals the upwind scheme on random densities, velocities, D and h"
+
+
+def ve_variance(get, rng):
+    t = _number(get("t_half"), "t_half")
+    want = math.log(math.sqrt(1 + 0.01**2) / 0.01) / math.log(50.0 / 0.01)
+    _close(t, want, rel=1e-9, what="t_half")
+    return "sigma(t)^2 - sigma_min^2 = 1 at t_half"
+
+
+def subvp_gap(get, rng):
+    t = _number(get("t_star"), "t_star")
+    want = (-0.1 + math.sqrt(0.01 + 4 * 9.95 * math.log(2))) / (2 * 9.95)
+    _close(t, want, rel=1e-9, what="t_star")
+    return "B(t_star) = log 2"
+
+
+# --- Chapter 3 -----------------------------------------------------------------------------------
+def reverse_gaussian(get, rng):
+    fn = _function(get("reverse_drift"), "reverse_drift")
+    n = int(torch.randint(5, 30, (), generator=rng))
+    x = _uniform(rng, -3.0, 3.0, (n, 1))
+    for t in _uniform(rng, 0.02, 0.98, 4).tolist():
+        out = _tensor(_call(fn, "reverse_drift", x.clone(), t), "reverse_drift(x, t)", (n, 1))
+        want = _vp_beta(t) * x * (1 / _vp_v(t) - 0.5)
+        if not torch.allclose(out, want, rtol=1e-8, atol=1e-9):
+            raise Wrong(f"at t = {t:.4f} on {n} random points the drift differs from f - g^2 grad log p_t "
+                        f"(largest difference {float((out - want).abs().max()):.3g})")
+    return "f - g^2 grad log p_t at random points and times"
+
+
+def _posterior_mean(xt, t, weights, means, stds):
+    """E[x0 | x_t] for a Gaussian mixture with diagonal components, linear VP SDE (closed form)."""
+    B = 0.1 * t + 9.95 * t * t
+    a, s2 = math.exp(-B / 2), 1 - math.exp(-B)
+    var = a**2 * stds**2 + s2                                    # (K, d)
+    logw = torch.log(weights) - 0.5 * (((xt[:, None, :] - a * means) ** 2) / var + torch.log(2 * math.pi * var)).sum(-1)
+    r = torch.softmax(logw, 1)                                   # (n, K)
+    comp = means + a * stds**2 / var * (xt[:, None, :] - a * means)
+    return (r[:, :, None] * comp).sum(1)
+
+
+def tweedie(get, rng):
+    fn = _function(get("denoise"), "denoise")
+    weights = torch.tensor([0.45, 0.35, 0.2], dtype=F64)
+    means = torch.tensor([[-1.0, -0.6], [1.0, 0.4], [-0.2, 1.3]], dtype=F64)
+    stds = torch.tensor([[0.25, 0.25], [0.3, 0.2], [0.2, 0.35]], dtype=F64)
+    n = int(torch.randint(3, 12, (), generator=rng))
+    for t in _uniform(rng, 0.1, 0.9, 2).tolist():
+        xt = 1.2 * torch.randn(n, 2, generator=rng, dtype=F64)
+        out = _tensor(_call(fn, "denoise", xt.clone(), t), "denoise(x, t)", (n, 2))
+        want = _posterior_mean(xt, t, weights, means, stds)
+        if not torch.allclose(out, want, rtol=1e-6, atol=1e-6):
+            raise Wrong(f"at t = {t:.3f} on {n} random points denoise is not E[x0 | x_t] "
+                        f"(largest difference {float((out - want).abs().max()):.3g})")
+    return "the exact posterior mean at random points and times"
+
+
+def dsm_floor(get, rng):
+    f = _number(get("floor"), "floor")
+    B = 0.1 * 0.3 + 9.95 * 0.09
+    s2 = 1 - math.exp(-B)
+    _close(f, 2 * (1 / s2 - 1 / _vp_v(0.3)), rel=1e-9, what="floor")
+    return "d (1/sigma^2 - 1/v_t) with d = 2"
+
+
+def _score_term_full():
+    """The score term of the KL bound for c = 0 (the integral of g^2/2 E|grad log p_t|^2), on a finer
+    grid than the public check: 1601 times (Simpson) and 6001 points."""
+    x = torch.linspace(-7.0, 7.0, 6001, dtype=F64)
+    hx = float(x[1] - x[0])
+    ts = torch.linspace(0.0, 1.0, 1601, dtype=F64)
+    vals = []
+    for t in ts.tolist():
+        B = 0.1 * t + 9.95 * t * t
+        a, s2 = math.exp(-B / 2), 1 - math.exp(-B)
+        var = a**2 * 0.0625 + s2
+        comps = torch.stack([torch.exp(-(x - a * m) ** 2 / (2 * var)) for m in (-1.0, 1.0)]) / math.sqrt(2 * math.pi * var)
+        p = 0.5 * comps.sum(0)
+        dp = 0.5 * sum(-(x - a * m) / var * c for m, c in zip((-1.0, 1.0), comps))
+        vals.append(0.5 * _vp_beta(t) * float((dp**2 / p.clamp(min=1e-300)).sum()) * hx)
+    v, h = torch.tensor(vals, dtype=F64), float(ts[1] - ts[0])
+    return float(h / 3 * (v[0] + v[-1] + 4 * v[1:-1:2].sum() + 2 * v[2:-1:2].sum()))
+
+
+def kl_terms(get, rng):
+    a, b = _number(get("term_09"), "term_09"), _number(get("term_06"), "term_06")
+    full = _score_term_full()
+    for c, val, name in ((0.9, a, "term_09"), (0.6, b, "term_06")):
+        want = (1 - c) ** 2 * full
+        if abs(val - want) > 5e-3 * want:
+            raise Wrong(f"{name} = {val:.6g}, the grader's reference is {want:.6g} (tolerance 0.5 %)")
+    return "both score terms within 0.5 % of a fine-grid reference, in the ratio 16"
+
+
+# --- Chapter 4 -----------------------------------------------------------------------------------
+def hbar_gaussian(get, rng):
+    u = _numbers(get("u_final"), "u_final", 4)
+    want = _vp_v(0.01)
+    for h, val in zip((0, 0.5, 1, 2), u):
+        _close(val, want, rel=1e-7, what=f"u(t_min) for hbar = {h}")
+    return "every hbar returns the data's variance at t_min"
+
+
+def pf_map(get, rng):
+    x = _tensor(get("x_end"), "x_end", (5, 1))
+    want = torch.linspace(-2, 2, 5, dtype=F64)[:, None] * math.sqrt(_vp_v(0.01) / _vp_v(1.0))
+    if not torch.allclose(x, want, atol=2e-5, rtol=0):
+        raise Wrong(f"x_end differs from x_T sqrt(v_tmin / v_T) by {float((x - want).abs().max()):.3g} "
+                    "(the grader's tolerance is 2e-5: use enough steps)")
+    return "x_T sqrt(v_tmin / v_T)"
+
+
+def likelihood_gaussian(get, rng):
+    fn = _function(get("logq"), "logq")
+    n = int(torch.randint(3, 20, (), generator=rng))
+    x0 = _uniform(rng, -1.0, 1.0, n)
+    out = _tensor(_call(fn, "logq", x0.clone()), "logq(x0)", (n,))
+    r = _vp_v(1.0) / _vp_v(0.01)
+    want = -0.5 * x0**2 * r - 0.5 * math.log(2 * math.pi) + 0.5 * math.log(r)
+    if not torch.allclose(out, want, rtol=0, atol=1e-8):
+        raise Wrong(f"on {n} random points logq differs from log pi(x_T) + log|dx_T/dx0| "
+                    f"by {float((out - want).abs().max()):.3g}")
+    return "the closed-form likelihood at random points"
+
+
+def hutchinson(get, rng):
+    e = _tensor(get("est"), "est", (100000,))
+    A = torch.tensor([[1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [0.0, -3.0, 2.0]], dtype=F64)
+    signs = torch.tensor([[(k >> i & 1) * 2 - 1 for i in range(3)] for k in range(8)], dtype=F64)
+    support = torch.unique(((signs @ A) * signs).sum(1))
+    gap = (e[:, None] - support[None, :]).abs().min(1).values
+    if float(gap.max()) > 1e-9:
+        raise Wrong("est takes values that no Rademacher probe eps^T A eps can take: use random signs +-1")
+    m, v = float(e.mean()), float(e.var())
+    if abs(m - 2.0) > 6 * math.sqrt(v / e.numel()):
+        raise Wrong(f"the probes average {m:.4f}, not tr A = 2")
+    target = float(sum((A[i, j] + A[j, i]) ** 2 for i in range(3) for j in range(i + 1, 3)))
+    if abs(v - target) > 6 * math.sqrt(float(((e - m) ** 4).mean()) / e.numel()):
+        raise Wrong(f"the probes have variance {v:.3f}, not sum_(i<j) (A_ij + A_ji)^2 = {target:g}")
+    return "Rademacher support, mean tr A and Hutchinson's variance"
+
+
+# --- Chapter 5 -----------------------------------------------------------------------------------
+def ou_action(get, rng):
+    a, b = _number(get("A_ito"), "A_ito"), _number(get("A_strat"), "A_strat")
+    if not 0 <= a < 1e-4:
+        raise Wrong(f"A_ito = {a:.3g}: the mean path solves x' = f, so its Ito action is 0 up to the step")
+    if abs(b + 1.0) > 1e-4:
+        raise Wrong(f"A_strat = {b:.6g}: the Stratonovich action of the mean path tends to (1/2) int div f dt = -theta T / 2 = -1")
+    return "Ito action 0, Stratonovich action -theta T / 2"
+
+
+def jacobian_step(get, rng):
+    lj = _tensor(get("log_jac"), "log_jac", (21, 21))
+    xs = torch.linspace(-1.5, 1.5, 21, dtype=F64)
+    xbar = 0.5 * (xs[:, None] + xs[None, :])
+    want = torch.log1p(-0.025 * (1 - 3 * xbar**2))
+    if not torch.allclose(lj, want, rtol=0, atol=1e-12):
+        raise Wrong("log_jac is not log(1 - a eps f'(x_bar)) with rows x_n and columns x_(n+1)")
+    return "the exact log-Jacobian of the step"
+
+
+def classical_gaussian(get, rng):
+    m = _tensor(get("mean_path_small"), "mean_path_small", (501,))
+    sp = _tensor(get("spread_small"), "spread_small", (501,))
+    hbar = 1e-4
+    ts = [1.0 - 0.99 * k / 500 for k in range(501)]
+    classical = torch.tensor([1.5 * math.sqrt(_vp_v(t) / _vp_v(1.0)) for t in ts], dtype=F64)
+    if float((m - classical).abs().max()) > 5e-3:
+        raise Wrong("the mean path leaves the probability-flow path x_T sqrt(v_t / v_T) by more than 5e-3")
+    if float(sp[0]) != 0.0:
+        raise Wrong("spread_small[0] is not 0: every path starts at x_T = 1.5")
+    var = [0.0]
+    for t, t_next in zip(ts[:-1], ts[1:]):
+        dt, beta = t_next - t, _vp_beta(t)
+        J = -0.5 * beta + 0.5 * (1 + hbar) * beta / _vp_v(t)
+        var.append((1 + J * dt) ** 2 * var[-1] + hbar * beta * abs(dt))
+    want = torch.tensor(var, dtype=F64).sqrt()
+    ratio = sp[50::50] / want[50::50]
+    if not bool(((ratio - 1).abs() < 6 / math.sqrt(800)).all()):
+        raise Wrong("the spread is not the sqrt(hbar) fluctuation at every 50th step (ratios "
+                    f"{[round(float(r), 3) for r in ratio]})")
+    return "the classical path, and sqrt(hbar) fluctuations at ten times"
+
+
+def hbar_coefficient(get, rng):
+    _close(_number(get("hbar_star"), "hbar_star"), 1.0, rel=1e-6, what="hbar_star")
+    return "hbar = 1 minimises (1 + hbar)^2 / (8 hbar)"
+
+
+# --- Chapter 6 -----------------------------------------------------------------------------------
+def _gauss_model():
+    from diffedu.wkb import GaussianModel1D
+
+    return GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
+
+
+def wkb_consistent(get, rng):
+    import diffedu as de
+    from diffedu.wkb import first_order_correction, mixture_example
+
+    c = _tensor(get("corr_B"), "corr_B", (4,))
+    sde, _mixture, _score = mixture_example(eps=0.05)
+    mixture_B = de.GaussianMixture([0.7, 0.3], [[-1.0], [1.2]], [0.5, 0.4])
+    x = torch.tensor([[-1.5], [-1.0], [0.0], [1.2]], dtype=F64)
+    want = first_order_correction(sde, mixture_B.score_fn(sde), x, rtol=1e-9, atol=1e-9).correction.detach().to(F64)
+    if float((c - want).abs().max()) > 1e-5:
+        raise Wrong(f"corr_B = {[round(v, 5) for v in c.tolist()]}; with mixture B's exact score (weights 0.7, 0.3) "
+                    "the corrections are of the size of the prior mismatch only, ~1e-2 (grader's tolerance 1e-5)")
+    return "the corrections of mixture B's exact score, to 1e-5: only the prior mismatch remains"
+
+
+def gauss_slope_sign(get, rng):
+    from diffedu.wkb import GaussianModel1D
+
+    s = _numbers(get("slopes"), "slopes", 4)
+    for eps, val in zip((-0.2, -0.1, 0.1, 0.2), s):
+        want = GaussianModel1D(v0=0.5, eps=eps, beta=2.0, T=3.0, prior_var=1.0).nll_slope(steps=16000)
+        if abs(val - want) > 1e-6 * (1 + abs(want)) or (val > 0) != (want > 0):
+            raise Wrong(f"the slope for eps = {eps} is {val:.8g}; the grader's reference is {want:.8g}")
+    return "dNLL/dhbar at 0 for all four eps, to 1e-6"
+
+
+def score_tmin(get, rng):
+    s = _tensor(get("sigma0"), "sigma0", (3,))
+    h = _tensor(get("H0"), "H0", (3,))
+    u, _ = _gauss_model().variance(0.0, steps=16000)
+    xs = torch.tensor([-1.0, 0.5, 2.0], dtype=F64)
+    if float((s + xs / u).abs().max()) > 1e-6 or float((h + 1 / u).abs().max()) > 1e-6:
+        raise Wrong("sigma0 / H0 are not -x/u and -1/u to 1e-6 (solve the ODEs with rtol = atol = 1e-8)")
+    return "score -x/u and Hessian -1/u at t_min, to 1e-6"
+
+
+def gibbs_crossing(get, rng):
+    hc, nc = _number(get("hbar_c"), "hbar_c"), _number(get("nll_at_c"), "nll_at_c")
+    m = _gauss_model()
+    want = (m.entropy() - m.nll(0.0)) / m.nll_slope(steps=16000)
+    _close(hc, want, rel=1e-5, what="hbar_c")
+    _close(nc, m.nll(hc), rel=1e-6, what="nll_at_c")
+    return "the crossing of the first-order line with the entropy, and the exact NLL there"
+
+
+# label -> (points, names the exercise asks for, check)
+EXERCISES = {
+    "ex-ito-w3": (1, ("lhs", "rhs"), ito_w3),
+    "ex-em-stationary": (1, ("x_em",), em_stationary),
+    "ex-heun-strat": (1, ("heun_plain",), heun_strat),
+    "ex-perrin-budget": (1, ("K_needed", "rel_errors"), perrin_budget),
+    "ex-fp-ou": (1, ("p_final", "grid"), fp_ou),
+    "ex-fv-mass": (1, ("fv_rhs",), fv_mass),
+    "ex-ve-variance": (1, ("t_half",), ve_variance),
+    "ex-subvp-gap": (1, ("t_star",), subvp_gap),
+    "ex-reverse-gaussian": (1, ("reverse_drift",), reverse_gaussian),
+    "ex-tweedie": (1, ("denoise",), tweedie),
+    "ex-dsm-floor": (1, ("floor",), dsm_floor),
+    "ex-kl-terms": (1, ("term_09", "term_06"), kl_terms),
+    "ex-hbar-gaussian": (1, ("u_final",), hbar_gaussian),
+    "ex-pf-map": (1, ("x_end",), pf_map),
+    "ex-likelihood-gaussian": (1, ("logq",), likelihood_gaussian),
+    "ex-hutchinson-variance": (1, ("est",), hutchinson),
+    "ex-ou-action": (1, ("A_ito", "A_strat"), ou_action),
+    "ex-jacobian-step": (1, ("log_jac",), jacobian_step),
+    "ex-classical-gaussian": (1, ("mean_path_small", "spread_small"), classical_gaussian),
+    "ex-hbar-coefficient": (1, ("hbar_star",), hbar_coefficient),
+    "ex-wkb-consistent": (1, ("corr_B",), wkb_consistent),
+    "ex-gauss-slope-sign": (1, ("slopes",), gauss_slope_sign),
+    "ex-score-tmin": (1, ("sigma0", "H0"), score_tmin),
+    "ex-gibbs-crossing": (1, ("hbar_c", "nll_at_c"), gibbs_crossing),
+}
+
+
+def grade(label: str, namespace: dict, salt: int) -> dict:
+    """Run the hidden check of one exercise on a namespace: ``{"label", "passed", "reason"}``."""
+    points, names, check = EXERCISES[label]
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        return {"label": label, "passed": False,
+                "reason": "not defined: " + ", ".join(f"`{n}`" for n in missing) + " (the exercise asks for "
+                          + ", ".join(f"`{n}`" for n in names) + ")"}
+    rng = torch.Generator().manual_seed(zlib.crc32(f"{label}/{salt}".encode()))
+    try:
+        message = check(namespace.__getitem__, rng)
+    except Wrong as err:
+        return {"label": label, "passed": False, "reason": " ".join(str(err).split())}
+    return {"label": label, "passed": True, "reason": message}
+
+
+def report(label: str, namespace: dict, salt: int) -> None:
+    """Print the result of :func:`grade` on one marked line (read back by the grader)."""
+    print(MARKER + json.dumps(grade(label, namespace, salt)))

@@ -1,0 +1,300 @@
+"""The batch grader (scripts/grade.py) and the instructor's hidden checks (grading/hidden_checks.py).
+
+The slow test walks the instructor's path: a folder of synthetic Chapter 1 submissions made from the book's
+notebooks (all solutions; the unmodified student edition; one wrong answer plus a cell that deletes the files of
+its working directory; an infinite loop; malformed JSON; Chapter 2's notebook under Chapter 1's name) is graded by
+`scripts/grade.py` as `make grade` runs it, and grades.csv, the feedback files and the untouched submissions are
+read back. The fast tests run the hidden checks in-process on right and wrong answers.
+"""
+
+import csv
+import hashlib
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module                    # dataclasses look their module up while it is executed
+    spec.loader.exec_module(module)
+    return module
+
+
+hidden = _load(ROOT / "grading" / "hidden_checks.py", "hidden_checks_under_test")
+grade = _load(ROOT / "scripts" / "grade.py", "grade_under_test")
+make_student = _load(ROOT / "scripts" / "make_student.py", "make_student_for_grade")
+EX = grade.Exercises()
+
+
+def _src(cell):
+    s = cell["source"]
+    return "".join(s) if isinstance(s, list) else s
+
+
+def _run(ns, label, salt=0):
+    return hidden.grade(label, ns, salt)
+
+
+# --- the grader and the book agree ------------------------------------------------------------------
+def test_every_exercise_has_a_hidden_check_and_no_other():
+    assert set(hidden.EXERCISES) == set(EX.number), "add a hidden check to grading/hidden_checks.py for every exercise"
+    assert len(EX.number) == 24
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_student_edition_headings_and_names_agree_with_the_grader(path):
+    nb = json.loads(path.read_text())
+    student = make_student.student_notebook(nb, path.name)
+    chapter = int(path.name[:2])
+    for form in (nb, student):
+        found = [lab for _, lab in EX.headings(form["cells"])]
+        assert found == EX.of_chapter(chapter), f"{path.name}: exercises found {found}"
+    spans = grade.spans(student["cells"], EX.headings(student["cells"]))
+    for label, (start, end) in spans.items():
+        statement = _src(student["cells"][start])
+        for name in hidden.EXERCISES[label][1]:
+            assert f"`{name}" in statement, f"{label}: the statement never names `{name}`, which the grader reads"
+        stubs = [c for c in student["cells"][start:end] if c["cell_type"] == "code" and grade._is_stub(_src(c))]
+        assert len(stubs) == 1, f"{label}: one stub per exercise span, found {len(stubs)}"
+
+
+def test_student_zip_holds_no_hidden_check(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_student.py"), "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    import zipfile
+    with zipfile.ZipFile(tmp_path / make_student.ZIP_NAME) as z:
+        names = z.namelist()
+        assert names and all(n.endswith((".ipynb", ".md")) for n in names), names
+        assert not any("hidden_checks" in z.read(n).decode() for n in names)
+
+
+# --- hidden checks on right and wrong answers, in-process --------------------------------------------
+def _vp_v(t, v0=0.04):
+    B = 0.1 * t + 9.95 * t * t
+    return math.exp(-B) * v0 + 1 - math.exp(-B)
+
+
+def _heun(x0, dw, dt, mu, sigma, ito=False):
+    x = x0
+    for d in dw:
+        drift = (lambda y: mu * y - (0.5 * sigma**2 * y if ito else 0))
+        pred = x + drift(x) * dt + sigma * x * d
+        x = x + 0.5 * (drift(x) + drift(pred)) * dt + 0.5 * sigma * (x + pred) * d
+    return x
+
+
+def _upwind(p, v, D, h, central=False):
+    if central:
+        J = v * 0.5 * (p[:-1] + p[1:]) - D * (p[1:] - p[:-1]) / h
+    else:
+        J = torch.relu(v) * p[:-1] - torch.relu(-v) * p[1:] - D * (p[1:] - p[:-1]) / h
+    J = torch.cat([J.new_zeros(1), J, J.new_zeros(1)])
+    return -(J[1:] - J[:-1]) / h
+
+
+def _drift(x, t, sign=1.0):
+    beta = 0.1 + 19.9 * t
+    return beta * x * (sign / _vp_v(t) - 0.5)
+
+
+def _logq(x0, logdet=True):
+    r = _vp_v(1.0) / _vp_v(0.01)
+    return -0.5 * x0**2 * r - 0.5 * math.log(2 * math.pi) + (0.5 * math.log(r) if logdet else 0)
+
+
+def _ito_sums(seed, copy=False):
+    g = torch.Generator().manual_seed(seed)
+    M, N = 2000, 2**12
+    dw = torch.randn(N, M, generator=g, dtype=torch.float64) / math.sqrt(N)
+    w = torch.cat([torch.zeros(1, M, dtype=torch.float64), dw.cumsum(0)])
+    lhs = (w[:-1] ** 2 * dw).sum(0)
+    rhs = lhs.clone() if copy else w[-1] ** 3 / 3 - (w[:-1] / N).sum(0)
+    return lhs, rhs
+
+
+def _probes(seed, gaussian=False):
+    A = torch.tensor([[1.0, 2.0, 0.0], [0.5, -1.0, 1.0], [0.0, -3.0, 2.0]], dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    eps = (torch.randn(100000, 3, generator=g, dtype=torch.float64) if gaussian else
+           torch.randint(0, 2, (100000, 3), generator=g).double() * 2 - 1)
+    return ((eps @ A) * eps).sum(1)
+
+
+def _rel_errors(seed, minus_one=True):
+    z = torch.randn(400, 20000, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (z**2).mean(1) - (1.0 if minus_one else 0.0)
+
+
+RIGHT_AND_WRONG = [
+    ("ex-heun-strat", {"heun_plain": _heun}, {"heun_plain": lambda *a: _heun(*a, ito=True)}),
+    ("ex-fv-mass", {"fv_rhs": _upwind}, {"fv_rhs": lambda *a: _upwind(*a, central=True)}),
+    ("ex-reverse-gaussian", {"reverse_drift": _drift}, {"reverse_drift": lambda x, t: _drift(x, t, -1.0)}),
+    ("ex-likelihood-gaussian", {"logq": _logq}, {"logq": lambda x: _logq(x, logdet=False)}),
+    ("ex-ve-variance", {"t_half": math.log(math.sqrt(1 + 1e-4) / 0.01) / math.log(5000)},
+     {"t_half": 2 * math.log(math.sqrt(1 + 1e-4) / 0.01) / math.log(5000)}),
+    ("ex-hbar-coefficient", {"hbar_star": 1.0}, {"hbar_star": 1.001}),
+    ("ex-perrin-budget", {"K_needed": 20000, "rel_errors": _rel_errors(1)},
+     {"K_needed": 20000, "rel_errors": _rel_errors(1, minus_one=False)}),
+]
+
+
+@pytest.mark.parametrize("label, right, wrong", RIGHT_AND_WRONG, ids=[r[0] for r in RIGHT_AND_WRONG])
+@pytest.mark.parametrize("salt", [0, 7, 2027])
+def test_hidden_check_accepts_the_right_answer_and_rejects_a_wrong_one(label, right, wrong, salt):
+    ok = _run(dict(right), label, salt)
+    assert ok["passed"], ok["reason"]
+    bad = _run(dict(wrong), label, salt)
+    assert not bad["passed"] and bad["reason"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_monte_carlo_hidden_checks_hold_for_any_seed_and_catch_what_the_public_check_misses(seed):
+    lhs, rhs = _ito_sums(seed)
+    assert _run({"lhs": lhs, "rhs": rhs}, "ex-ito-w3")["passed"]
+    copied = _run(dict(zip(("lhs", "rhs"), _ito_sums(seed, copy=True))), "ex-ito-w3")
+    assert not copied["passed"] and "copied" in copied["reason"]
+    assert _run({"est": _probes(seed)}, "ex-hutchinson-variance")["passed"]
+    assert "Rademacher" in _run({"est": _probes(seed, gaussian=True)}, "ex-hutchinson-variance")["reason"]
+    x = torch.randn(20000, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    assert _run({"x_em": x * math.sqrt(2 / 3)}, "ex-em-stationary")["passed"]
+    assert not _run({"x_em": x * math.sqrt(0.5)}, "ex-em-stationary")["passed"]        # the exact OU variance
+
+
+def test_hidden_check_reasons_for_missing_names_wrong_types_and_crashing_functions():
+    r = _run({"lhs": torch.zeros(2000)}, "ex-ito-w3")
+    assert not r["passed"] and "`rhs`" in r["reason"] and "not defined" in r["reason"]
+    r = _run({"t_star": "0.25"}, "ex-subvp-gap")
+    assert not r["passed"] and "`t_star` must be one finite real number" in r["reason"]
+    r = _run({"x_end": torch.zeros(4, 1)}, "ex-pf-map")
+    assert not r["passed"] and "shape (5, 1)" in r["reason"]
+
+    def broken(x, t):
+        raise ZeroDivisionError("oops")
+    r = _run({"reverse_drift": broken}, "ex-reverse-gaussian")
+    assert not r["passed"] and "ZeroDivisionError: oops" in r["reason"]
+
+
+# --- the whole path: a folder of submissions through scripts/grade.py -------------------------------
+def _filled(student_nb, instructor_nb, replace=None):
+    """The student edition with every stub replaced by the instructor's solution (or by `replace[label]`)."""
+    solutions = {c["id"]: _src(c) for c in instructor_nb["cells"] if "solution" in c.get("metadata", {}).get("tags", [])}
+    nb = json.loads(json.dumps(student_nb))
+    spans = grade.spans(nb["cells"], EX.headings(nb["cells"]))
+    for label, (start, end) in spans.items():
+        for cell in nb["cells"][start:end]:
+            if "stub" in cell.get("metadata", {}).get("tags", []):
+                cell["source"] = (replace or {}).get(label, solutions[cell["id"]])
+    return nb
+
+
+def _tree_digest(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("grading")
+    subs, out = base / "submissions", base / "out"
+    ch1, ch2 = CHAPTERS[0], CHAPTERS[1]
+    inst1 = json.loads(ch1.read_text())
+    stud1 = make_student.student_notebook(inst1, ch1.name)
+    stud2 = make_student.student_notebook(json.loads(ch2.read_text()), ch2.name)
+    wrong = next(_src(c) for c in inst1["cells"] if "solution" in c.get("metadata", {}).get("tags", [])
+                 and "ou_ex" in _src(c)).replace("time_grid(0, 20.0, 40)", "time_grid(0, 20.0, 400)")
+    carol = _filled(stud1, inst1, {"ex-em-stationary": wrong})
+    carol["cells"].append({"cell_type": "code", "execution_count": None, "id": "big", "metadata": {}, "outputs": [],
+                           "source": "huge = torch.empty(6 * 2**30, dtype=torch.uint8)   # 6 GB > the 4 GB limit"})
+    carol["cells"].append({"cell_type": "code", "execution_count": None, "id": "wipe", "metadata": {}, "outputs": [],
+                           "source": "import os\nfor f in os.listdir('.'):\n    os.remove(f)\nprint(os.listdir('.'))"})
+    submissions = {
+        "alice": json.dumps(inst1),                                            # the book's own notebook: all solutions
+        "bob": json.dumps(stud1),                                              # the student edition, untouched
+        "carol": json.dumps(carol),                                            # one wrong answer, a cell wiping its cwd
+        "dave": json.dumps(_filled(stud1, inst1, {"ex-heun-strat": "while True:\n    pass"})),  # an infinite loop
+        "erin": '{"cells": [ {"cell_type": "code", ',                           # malformed JSON
+        "frank": json.dumps(stud2),                                            # Chapter 2 under Chapter 1's name
+    }
+    for student, text in submissions.items():
+        (subs / student).mkdir(parents=True)
+        (subs / student / ch1.name).write_text(text)
+    before = _tree_digest(subs)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "grade.py"), str(subs), "--out", str(out),
+                           "--timeout", "25", "--salt", "5", "--memory-gb", "4"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {"rows": rows, "out": out, "subs": subs, "before": before, "stdout": proc.stdout}
+
+
+def _rows(graded, student):
+    return {r["label"]: r for r in graded["rows"] if r["student"] == student}
+
+
+def test_grades_csv_has_one_row_per_student_and_exercise(graded):
+    assert list(graded["rows"][0]) == ["student", "chapter", "exercise", "label", "points", "max_points", "reason"]
+    labels = EX.of_chapter(1)
+    for student in ("alice", "bob", "carol", "dave", "erin", "frank"):
+        rows = _rows(graded, student)
+        assert sorted(rows) == sorted(labels), student
+        assert all(r["chapter"] == "1" and r["max_points"] == "1" for r in rows.values())
+
+
+def test_all_solutions_get_full_marks(graded):
+    rows = _rows(graded, "alice")
+    assert all(r["points"] == "1" and r["reason"].startswith("correct") for r in rows.values()), rows
+
+
+def test_untouched_student_edition_gets_zero_not_attempted(graded):
+    rows = _rows(graded, "bob")
+    assert all(r["points"] == "0" and r["reason"].startswith("not attempted") for r in rows.values()), rows
+
+
+def test_one_wrong_answer_loses_only_its_points_and_a_wiping_cell_harms_nothing(graded):
+    rows = _rows(graded, "carol")
+    assert rows["ex-em-stationary"]["points"] == "0"
+    assert "variance" in rows["ex-em-stationary"]["reason"]
+    assert all(rows[lab]["points"] == "1" for lab in rows if lab != "ex-em-stationary"), rows
+    assert _tree_digest(graded["subs"]) == graded["before"], "a submission was modified"
+
+
+def test_an_infinite_loop_times_out_and_the_rest_is_graded(graded):
+    rows = _rows(graded, "dave")
+    assert rows["ex-heun-strat"]["points"] == "0" and "interrupted" in rows["ex-heun-strat"]["reason"]
+    assert all(rows[lab]["points"] == "1" for lab in rows if lab != "ex-heun-strat"), rows
+
+
+def test_malformed_json_and_the_wrong_chapter_get_zero_with_a_reason(graded):
+    assert all(r["points"] == "0" and "not a valid notebook" in r["reason"] for r in _rows(graded, "erin").values())
+    assert all(r["points"] == "0" and "Chapter 2's notebook" in r["reason"] for r in _rows(graded, "frank").values())
+
+
+def test_feedback_file_per_student(graded):
+    for student, total in (("alice", 4), ("bob", 0), ("carol", 3), ("dave", 3), ("erin", 0), ("frank", 0)):
+        text = (graded["out"] / "feedback" / f"{student}.md").read_text()
+        assert f"Total: **{total} / 4** points." in text, (student, text)
+    carol = (graded["out"] / "feedback" / "carol.md").read_text()
+    assert re.search(r"\| 1\.2 \| 0 / 1 \| .*variance", carol)
+    # the cell allocating 6 GB ran under the 4 GB limit: refused, listed, and grading went on
+    assert re.search(r"## Other cells that raised an error\n\n\* 01_ito_processes.ipynb, cell \d+: RuntimeError: .*allocate", carol), carol
+    dave = (graded["out"] / "feedback" / "dave.md").read_text()
+    assert re.search(r"\| 1\.3 \| 0 / 1 \| cell \d+ raised Timeout: the cell ran for more than 25 s", dave), dave
+
+
+def test_grader_refuses_bad_arguments(tmp_path):
+    for args, needle in (([str(tmp_path / "missing")], "SUBMISSIONS must be a folder"),
+                         ([str(tmp_path), "--timeout", "0"], "--timeout must be >= 1")):
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "grade.py"), *args], capture_output=True, text=True)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
