@@ -95,20 +95,33 @@ def positive_int(value, name: str, *, low: int = 1, high: int | None = None) -> 
 MAX_STEPS = 10_000_000
 
 
-def vector(value, name: str) -> torch.Tensor:
-    """A 1-D tensor or a sequence of real numbers, as a finite float64 tensor."""
+def reals(value, name: str, *, scalar: bool = True) -> torch.Tensor:
+    """A real tensor, a sequence of real numbers (nested, for a table) or — when ``scalar`` — one number,
+    as a finite float64 tensor (a tensor stays on its device).  The one reader of "numbers" input."""
     if isinstance(value, torch.Tensor):
         if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
             raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
         t = value.detach().to(torch.float64)
-    elif isinstance(value, (list, tuple, range)):
+    elif isinstance(value, (list, tuple, range)) and not any(isinstance(v, (list, tuple)) for v in value):
         t = torch.tensor([real(v, f"{name}[{i}]") for i, v in enumerate(value)], dtype=torch.float64)
+    elif isinstance(value, (list, tuple)) or (scalar and isinstance(value, numbers.Real) and not isinstance(value, bool)):
+        try:
+            t = torch.tensor(value, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a number, a (non-ragged) sequence of numbers or a tensor") from None
     else:
-        raise TypeError(f"{name} must be a 1-D tensor or a sequence of numbers, got {type(value).__name__}")
-    if t.dim() != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
+        what = "a number, a sequence of numbers or a tensor" if scalar else "a 1-D tensor or a sequence of numbers"
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return t
+
+
+def vector(value, name: str) -> torch.Tensor:
+    """A 1-D tensor or a sequence of real numbers, as a finite float64 tensor (see :func:`reals`)."""
+    t = reals(value, name, scalar=False)
+    if t.dim() != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {tuple(t.shape)}")
     return t
 
 
@@ -285,20 +298,13 @@ def scalar_time(t, name: str, *, low: float, high: float) -> torch.Tensor:
 
 def times(ts, name: str = "ts") -> list[float]:
     """``ts`` as a list of at least two (at most ``MAX_STEPS + 1``) finite times: a 1-D tensor or a sequence of numbers."""
-    if isinstance(ts, torch.Tensor):
-        if ts.dim() != 1:
-            raise ValueError(f"{name} must be one-dimensional, got shape {tuple(ts.shape)}")
-        values = ts.detach().to("cpu", torch.float64).tolist()
-    elif isinstance(ts, (list, tuple, range)):
-        values = [real(t, f"{name}[{i}]") for i, t in enumerate(ts)]
-    else:
-        raise TypeError(f"{name} must be a 1-D tensor or a sequence of numbers, got {type(ts).__name__}")
+    if isinstance(ts, (list, tuple, range)) and len(ts) > MAX_STEPS + 1:       # before converting a huge list
+        raise ValueError(f"{name} must hold at most {MAX_STEPS + 1} times, got {len(ts)}")
+    values = vector(ts, name).cpu().tolist()
     if len(values) < 2:
         raise ValueError(f"{name} must hold at least two times, got {len(values)}")
     if len(values) > MAX_STEPS + 1:
         raise ValueError(f"{name} must hold at most {MAX_STEPS + 1} times, got {len(values)}")
-    if not all(v == v and abs(v) != float("inf") for v in values):
-        raise ValueError(f"{name} contains non-finite values")
     return values
 
 

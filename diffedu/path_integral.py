@@ -45,18 +45,11 @@ def _check_path(path, ts):
         raise ValueError("path must be a tensor of shape (N+1, n, d) (time first)")
     if not path.is_floating_point() or not bool(torch.isfinite(path).all()):
         raise ValueError("path must be a finite floating-point tensor")
-    if isinstance(ts, torch.Tensor):
-        t = ts.detach().to("cpu", torch.float64).flatten()
-    elif isinstance(ts, (list, tuple, range)):
-        t = torch.tensor([_checks.real(v, f"ts[{i}]") for i, v in enumerate(ts)], dtype=torch.float64)
-    else:
-        raise TypeError(f"ts must be a 1-D tensor or a sequence of times, got {type(ts).__name__}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError("ts contains non-finite values")
+    t = torch.tensor(_checks.times(ts, "ts"), dtype=torch.float64)
     if t.numel() != path.shape[0]:
         raise ValueError(f"ts must have one time per path point: {path.shape[0]}, got {t.numel()}")
-    if t.numel() < 2 or not bool((t[1:] > t[:-1]).all()):
-        raise ValueError("ts must be strictly increasing with at least two times")
+    if not bool((t[1:] > t[:-1]).all()):
+        raise ValueError("ts must be strictly increasing")
     return path.to(torch.float64), t
 
 

@@ -22,27 +22,14 @@ def simpson(y, dx) -> float:
     :math:`h > 0`.  A decreasing grid (``t`` from 1 down to 0) is integrated with its positive spacing,
     which gives the integral from the smaller end to the larger.
     """
-    if isinstance(y, (list, tuple)):
-        try:
-            y = torch.tensor(y, dtype=torch.float64)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"y must be a 1-D tensor or a sequence of numbers ({err})") from None
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"y must be a 1-D tensor or a sequence of numbers, got {type(y).__name__}")
-    if y.dim() != 1:
-        raise ValueError(f"y must be one-dimensional, got shape {tuple(y.shape)}")
+    y = _checks.vector(y, "y").cpu()
     n = y.shape[0]
     if n < 3 or n % 2 == 0:
         raise ValueError(f"y must hold an odd number (>= 3) of equally spaced values for Simpson's rule, got {n}")
-    if not (y.is_floating_point() or y.dtype in (torch.int32, torch.int64)):
-        raise TypeError(f"y must hold real numbers, got dtype {y.dtype}")
-    y = y.to(torch.float64)
-    if not bool(torch.isfinite(y).all()):
-        raise ValueError("y contains non-finite values (NaN or inf)")
     h = _checks.real(dx, "dx", low=0.0, low_open=True)
     w = torch.ones(n, dtype=torch.float64)
     w[1:-1:2], w[2:-1:2] = 4.0, 2.0
-    total = float((w * y.cpu()).sum()) * h / 3
+    total = float((w * y).sum()) * h / 3
     if not math.isfinite(total):
         raise ValueError(f"the integral overflowed (dx = {h:g}, max |y| = {float(y.abs().max()):g})")
     return total

@@ -9,7 +9,6 @@ estimate together with its standard error.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
@@ -28,22 +27,10 @@ def _sample(x, name: str) -> torch.Tensor:
 
 
 def _numbers(value, name: str) -> torch.Tensor:
-    """A number, a sequence of numbers or a tensor, as a flat float64 tensor of at least one finite entry."""
-    if isinstance(value, torch.Tensor):
-        if not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
-            raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
-        t = value.detach().to("cpu", torch.float64)
-    elif isinstance(value, (numbers.Real, list, tuple)) and not isinstance(value, bool):
-        try:
-            t = torch.tensor(value, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{name} must be a number, a (non-ragged) sequence of numbers or a tensor") from None
-    else:
-        raise TypeError(f"{name} must be a number, a sequence of numbers or a tensor, got {type(value).__name__}")
+    """A number, a sequence of numbers or a tensor, as a flat float64 CPU tensor of at least one finite entry."""
+    t = _checks.reals(value, name).cpu()
     if t.numel() == 0:
         raise ValueError(f"{name} must not be empty")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     return t
 
 
