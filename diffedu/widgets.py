@@ -63,7 +63,7 @@ class StaticExplorer:
     ``frame(**values)`` returns a figure; ``axes`` maps each control name to its list of
     values (numbers become a range slider, strings a drop-down menu); ``defaults`` picks the
     frame shown first; ``alt`` describes the figure for screen readers.  In a notebook the
-    object displays as HTML.  When ``DIFFEDU_FRAMES_DIR`` is set (``make book`` sets it), all
+    object displays as HTML, with a PNG of the first frame beside it in its MIME bundle.  When ``DIFFEDU_FRAMES_DIR`` is set (``make book`` sets it), all
     frames but the first are written to a file there, loaded when a control is first used, so
     a page does not carry every frame of every explorer.
     """
@@ -93,6 +93,15 @@ class StaticExplorer:
         StaticExplorer._count += 1
         self.uid = f"diffedu-static-{StaticExplorer._count}"
 
+    def default_png(self) -> str:
+        """The frame shown first, as base64-encoded PNG."""
+        return self.frames["|".join(str(self.start[name]) for name in self.axes)]
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """HTML with its controls, and a PNG of the default frame for what cannot run HTML (the PDF,
+        GitHub's and nbviewer's renderers, a print): the web book shows the HTML, LaTeX the PNG."""
+        return {"text/html": self._repr_html_(), "image/png": self.default_png()}
+
     def _repr_html_(self) -> str:
         parts = [f'<div class="diffedu-static-explorer" id="{self.uid}">']
         for name, values in self.axes.items():
@@ -105,7 +114,7 @@ class StaticExplorer:
             else:
                 parts.append(f'<label>{label} <input type="range" data-control="{name}" min="0" max="{len(values) - 1}" '
                              f'step="1" value="{start}"> <span data-value="{name}">{values[start]}</span></label> ')
-        first = self.frames["|".join(str(self.start[name]) for name in self.axes)]
+        first = self.default_png()
         parts.append(f'<br><img class="diffedu-static-frame" alt="{html.escape(self.alt, quote=True)}" '
                      f'src="data:image/png;base64,{first}">')
         data = json.dumps({"axes": self.axes, "frames": self.frames})

@@ -141,6 +141,28 @@ def test_static_explorer_adds_missing_default_and_keys_frames_by_index():
     assert sorted(ex.frames) == [f"{i}|{j}" for i in range(3) for j in range(2)] and len(calls) == 6
 
 
+def test_static_explorer_bundle_carries_html_and_a_png_of_the_default_frame():
+    """A PDF, GitHub or nbviewer cannot run the HTML controls: they show the PNG of the frame the page starts on."""
+    import base64
+    import io
+
+    import matplotlib.image
+    from IPython.core.formatters import format_display_data
+
+    def frame(a):
+        fig, axes = new_figure(width=3.0, height=2.0)
+        axes[0, 0].axhline(a)
+        return fig
+
+    ex = widgets.StaticExplorer(frame, {"a": [1.0, 2.0, 3.0]}, {"a": 3.0}, alt="a horizontal line at height a")
+    data, _meta = format_display_data(ex)
+    assert data["text/html"].startswith('<div class="diffedu-static-explorer"')
+    png = base64.b64decode(data["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and matplotlib.image.imread(io.BytesIO(png)).ndim == 3
+    assert data["image/png"] == ex.frames["2"] != ex.frames["0"]                 # the default (a = 3), not the first
+    assert f'src="data:image/png;base64,{ex.frames["2"]}"' in data["text/html"]
+
+
 def test_figure_text_is_legible_at_the_page_width():
     """Every text of a figure, as the book shows it (at most PAGE_PX wide), is at least MIN_TEXT_PX high."""
     import io
