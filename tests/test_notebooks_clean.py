@@ -89,3 +89,39 @@ def test_toc_entries_exist():
     for entry in re.findall(r"file: (\S+)", toc) + re.findall(r"root: (\S+)", toc):
         candidates = [ROOT / f"{entry}{ext}" for ext in (".md", ".ipynb")]
         assert sum(c.exists() for c in candidates) == 1, f"_toc.yml entry {entry}: need exactly one .md or .ipynb"
+
+
+def _draws(cell):
+    """'figure' for a cell that draws a matplotlib figure, 'explorer' for one that shows an explorer, else None."""
+    src = _source(cell)
+    if cell["cell_type"] != "code":
+        return None
+    if re.search(r"^\w+_explorer\(", src, re.M):
+        return "explorer"
+    if "new_figure(" in src or re.search(r"\bplt\.", src):
+        return "figure"
+    return None
+
+
+def test_every_figure_has_a_number_a_caption_and_an_alt_text():
+    """Each figure (and explorer) cell carries MyST-NB figure metadata: a `fig-` name (numbered as Fig. C.K in the
+    web book), a caption of one or two sentences, and — for matplotlib figures — an alt text for screen readers
+    (the explorers write theirs into their HTML)."""
+    names = []
+    for path in CHAPTERS:
+        for cell in _load(path)["cells"]:
+            kind = _draws(cell)
+            if kind is None:
+                continue
+            meta = cell.get("metadata", {}).get("mystnb", {})
+            fig = meta.get("figure", {})
+            where = f"{path.name} cell {cell.get('id')}"
+            assert re.fullmatch(r"fig-[a-z0-9-]+", fig.get("name", "")), f"{where}: no figure name fig-..."
+            caption = fig.get("caption", "")
+            assert 40 <= len(caption) <= 600 and caption.rstrip().endswith("."), f"{where}: caption {caption!r}"
+            names.append(fig["name"])
+            if kind == "figure":
+                alt = meta.get("image", {}).get("alt", "")
+                assert 30 <= len(alt) <= 300 and "$" not in alt and "\\" not in alt, f"{where}: alt text {alt!r}"
+    assert len(names) == len(set(names)), "figure names must be unique across the book"
+    assert len(names) >= 29

@@ -136,3 +136,20 @@ def test_front_page_shows_the_version_and_the_pages_an_issue_button(ch1):
     assert f"This is version {de.__version__} of the book" in intro
     assert "diffedu2026" in intro and "highlight-bibtex" in intro
     assert "/issues/new" in ch1, "no issue button on the chapter page"
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_every_figure_is_numbered_captioned_and_described(stem):
+    """Figures carry "Fig. C.K" numbers and captions; no image is described by its file name."""
+    html = (SITE / "notebooks" / f"{stem}.html").read_text()
+    chapter = int(stem[:2])
+    figures = re.findall(r'<figure class="[^"]*" id="(fig-[\w-]+)">(.*?)</figure>', html, re.S)
+    numbers = [re.search(r'<span class="caption-number">Fig\. (\d+)\.(\d+) </span>', body) for _id, body in figures]
+    assert len(figures) >= 4 and all(numbers), f"{stem}: {len(figures)} figures, some without a number"
+    assert [(int(m.group(1)), int(m.group(2))) for m in numbers] == [(chapter, k + 1) for k in range(len(figures))]
+    assert all(re.search(r'<span class="caption-text">.{30,}</span>', body, re.S) for _id, body in figures)
+    alts = re.findall(r'<img[^>]*\balt="([^"]*)"[^>]*src="(?:\.\./_images/|[^"]*explorer-frames)', html)
+    alts += re.findall(r'<img[^>]*class="diffedu-static-frame"[^>]*\balt="([^"]*)"', html)
+    assert alts, f"{stem}: no figure images found"
+    bad = [a for a in alts if len(a) < 20 or a.endswith((".png", ".svg"))]
+    assert not bad, f"{stem}: images without a real alt text: {bad[:3]}"
