@@ -33,7 +33,7 @@ import zlib
 
 import torch
 
-MARKER = "DIFFEDU-GRADE "
+MIME = "application/vnd.diffedu.grade+json"
 F64 = torch.float64
 
 
@@ -216,14 +216,14 @@ def fv_mass(get, rng):
 def ve_variance(get, rng):
     t = _number(get("t_half"), "t_half")
     want = math.log(math.sqrt(1 + 0.01**2) / 0.01) / math.log(50.0 / 0.01)
-    _close(t, want, rel=1e-9, what="t_half")
+    _close(t, want, rel=1e-6, what="t_half")              # forgetting sigma_min^2 is 1e-5 away
     return "sigma(t)^2 - sigma_min^2 = 1 at t_half"
 
 
 def subvp_gap(get, rng):
     t = _number(get("t_star"), "t_star")
     want = (-0.1 + math.sqrt(0.01 + 4 * 9.95 * math.log(2))) / (2 * 9.95)
-    _close(t, want, rel=1e-9, what="t_star")
+    _close(t, want, rel=1e-6, what="t_star")
     return "B(t_star) = log 2"
 
 
@@ -235,7 +235,7 @@ def reverse_gaussian(get, rng):
     for t in _uniform(rng, 0.02, 0.98, 4).tolist():
         out = _tensor(_call(fn, "reverse_drift", x.clone(), t), "reverse_drift(x, t)", (n, 1))
         want = _vp_beta(t) * x * (1 / _vp_v(t) - 0.5)
-        if not torch.allclose(out, want, rtol=1e-8, atol=1e-9):
+        if not torch.allclose(out, want, rtol=1e-5, atol=1e-6):          # float32 scalars give ~5e-8 relative
             raise Wrong(f"at t = {t:.4f} on {n} random points the drift differs from f - g^2 grad log p_t "
                         f"(largest difference {float((out - want).abs().max()):.3g})")
     return "f - g^2 grad log p_t at random points and times"
@@ -300,9 +300,9 @@ def kl_terms(get, rng):
     full = _score_term_full()
     for c, val, name in ((0.9, a, "term_09"), (0.6, b, "term_06")):
         want = (1 - c) ** 2 * full
-        if abs(val - want) > 5e-3 * want:
-            raise Wrong(f"{name} = {val:.6g}, the grader's reference is {want:.6g} (tolerance 0.5 %)")
-    return "both score terms within 0.5 % of a fine-grid reference, in the ratio 16"
+        if abs(val - want) > 0.03 * want:      # 6 standard errors of the 10^5-sample estimate the statement allows
+            raise Wrong(f"{name} = {val:.6g}, the grader's reference is {want:.6g} (tolerance 3 %)")
+    return "both score terms within 3 % of a fine-grid reference"
 
 
 # --- Chapter 4 -----------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def hbar_gaussian(get, rng):
     u = _numbers(get("u_final"), "u_final", 4)
     want = _vp_v(0.01)
     for h, val in zip((0, 0.5, 1, 2), u):
-        _close(val, want, rel=1e-7, what=f"u(t_min) for hbar = {h}")
+        _close(val, want, rel=1e-6, what=f"u(t_min) for hbar = {h}")
     return "every hbar returns the data's variance at t_min"
 
 
@@ -348,7 +348,7 @@ def hutchinson(get, rng):
     if abs(m - 2.0) > 6 * math.sqrt(v / e.numel()):
         raise Wrong(f"the probes average {m:.4f}, not tr A = 2")
     target = float(sum((A[i, j] + A[j, i]) ** 2 for i in range(3) for j in range(i + 1, 3)))
-    if abs(v - target) > 6 * math.sqrt(float(((e - m) ** 4).mean()) / e.numel()):
+    if abs(v - target) > 6 * math.sqrt((float(((e - m) ** 4).mean()) - v**2) / e.numel()):
         raise Wrong(f"the probes have variance {v:.3f}, not sum_(i<j) (A_ij + A_ji)^2 = {target:g}")
     return "Rademacher support, mean tr A and Hutchinson's variance"
 
@@ -379,8 +379,8 @@ def classical_gaussian(get, rng):
     hbar = 1e-4
     ts = [1.0 - 0.99 * k / 500 for k in range(501)]
     classical = torch.tensor([1.5 * math.sqrt(_vp_v(t) / _vp_v(1.0)) for t in ts], dtype=F64)
-    if float((m - classical).abs().max()) > 5e-3:
-        raise Wrong("the mean path leaves the probability-flow path x_T sqrt(v_t / v_T) by more than 5e-3")
+    if float((m - classical).abs().max()) > 2e-2:
+        raise Wrong("the mean path is not the probability-flow path x_T sqrt(v_t / v_T)")
     if float(sp[0]) != 0.0:
         raise Wrong("spread_small[0] is not 0: every path starts at x_T = 1.5")
     var = [0.0]
@@ -389,6 +389,15 @@ def classical_gaussian(get, rng):
         J = -0.5 * beta + 0.5 * (1 + hbar) * beta / _vp_v(t)
         var.append((1 + J * dt) ** 2 * var[-1] + hbar * beta * abs(dt))
     want = torch.tensor(var, dtype=F64).sqrt()
+    mean = [1.5]                                 # the Euler chain is linear: its mean obeys m_(k+1) = (1 + J_k dt) m_k
+    for t, t_next in zip(ts[:-1], ts[1:]):
+        beta = _vp_beta(t)
+        mean.append((1 + (-0.5 * beta + 0.5 * (1 + hbar) * beta / _vp_v(t)) * (t_next - t)) * mean[-1])
+    gap = (m - torch.tensor(mean, dtype=F64)).abs()
+    if bool((gap > 6 * want / math.sqrt(400) + 1e-9).any()):
+        k = int(gap.argmax())
+        raise Wrong(f"at step {k} the mean path is {float(gap[k]):.3g} from the mean of the Euler chain, more than six "
+                    "standard errors: 400 paths, 500 Euler steps from t = 1 to 0.01, hbar = 1e-4")
     ratio = sp[50::50] / want[50::50]
     if not bool(((ratio - 1).abs() < 6 / math.sqrt(800)).all()):
         raise Wrong("the spread is not the sqrt(hbar) fluctuation at every 50th step (ratios "
@@ -397,7 +406,7 @@ def classical_gaussian(get, rng):
 
 
 def hbar_coefficient(get, rng):
-    _close(_number(get("hbar_star"), "hbar_star"), 1.0, rel=1e-6, what="hbar_star")
+    _close(_number(get("hbar_star"), "hbar_star"), 1.0, rel=1e-3, what="hbar_star")   # LBFGS in float32: 5e-4
     return "hbar = 1 minimises (1 + hbar)^2 / (8 hbar)"
 
 
@@ -417,10 +426,11 @@ def wkb_consistent(get, rng):
     mixture_B = de.GaussianMixture([0.7, 0.3], [[-1.0], [1.2]], [0.5, 0.4])
     x = torch.tensor([[-1.5], [-1.0], [0.0], [1.2]], dtype=F64)
     want = first_order_correction(sde, mixture_B.score_fn(sde), x, rtol=1e-9, atol=1e-9).correction.detach().to(F64)
-    if float((c - want).abs().max()) > 1e-5:
-        raise Wrong(f"corr_B = {[round(v, 5) for v in c.tolist()]}; with mixture B's exact score (weights 0.7, 0.3) "
-                    "the corrections are of the size of the prior mismatch only, ~1e-2 (grader's tolerance 1e-5)")
-    return "the corrections of mixture B's exact score, to 1e-5: only the prior mismatch remains"
+    if float((c - want).abs().max()) > 5e-4:          # method="finite_difference" is 1e-4 off
+        raise Wrong(f"corr_B = {[round(v, 5) for v in c.tolist()]} differs from the grader's reference "
+                    f"{[round(v, 5) for v in want.tolist()]} by more than 5e-4: use mixture B's exact score "
+                    "(weights 0.7, 0.3) at the four points")
+    return "the corrections of mixture B's exact score, to 5e-4: only the prior mismatch remains"
 
 
 def gauss_slope_sign(get, rng):
@@ -429,9 +439,9 @@ def gauss_slope_sign(get, rng):
     s = _numbers(get("slopes"), "slopes", 4)
     for eps, val in zip((-0.2, -0.1, 0.1, 0.2), s):
         want = GaussianModel1D(v0=0.5, eps=eps, beta=2.0, T=3.0, prior_var=1.0).nll_slope(steps=16000)
-        if abs(val - want) > 1e-6 * (1 + abs(want)) or (val > 0) != (want > 0):
+        if abs(val - want) > 1e-5 * (1 + abs(want)) or (val > 0) != (want > 0):
             raise Wrong(f"the slope for eps = {eps} is {val:.8g}; the grader's reference is {want:.8g}")
-    return "dNLL/dhbar at 0 for all four eps, to 1e-6"
+    return "dNLL/dhbar at 0 for all four eps, to 1e-5"
 
 
 def score_tmin(get, rng):
@@ -439,9 +449,9 @@ def score_tmin(get, rng):
     h = _tensor(get("H0"), "H0", (3,))
     u, _ = _gauss_model().variance(0.0, steps=16000)
     xs = torch.tensor([-1.0, 0.5, 2.0], dtype=F64)
-    if float((s + xs / u).abs().max()) > 1e-6 or float((h + 1 / u).abs().max()) > 1e-6:
-        raise Wrong("sigma0 / H0 are not -x/u and -1/u to 1e-6 (solve the ODEs with rtol = atol = 1e-8)")
-    return "score -x/u and Hessian -1/u at t_min, to 1e-6"
+    if float((s + xs / u).abs().max()) > 1e-4 or float((h + 1 / u).abs().max()) > 1e-4:
+        raise Wrong("sigma0 / H0 are not -x/u and -1/u at the three points (tolerance 1e-4)")
+    return "score -x/u and Hessian -1/u at t_min, against a 16 000-step reference"
 
 
 def gibbs_crossing(get, rng):
@@ -499,5 +509,10 @@ def grade(label: str, namespace: dict, salt: int) -> dict:
 
 
 def report(label: str, namespace: dict, salt: int) -> None:
-    """Print the result of :func:`grade` on one marked line (read back by the grader)."""
-    print(MARKER + json.dumps(grade(label, namespace, salt)))
+    """Publish the result of :func:`grade` as a display message of the MIME type ``MIME`` (read back by
+    the grader; it does not go through ``sys.stdout``, which a notebook may have replaced)."""
+    from IPython.display import publish_display_data
+
+    result = grade(label, namespace, salt)
+    publish_display_data({MIME: json.dumps(result), "text/plain": f"hidden check {label}: "
+                          + ("passed" if result["passed"] else "failed")})

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKS = ROOT / "grading" / "hidden_checks.py"
 STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError()")
 GRADE_TAG = "diffedu-grade"
+GRADE_MIME = "application/vnd.diffedu.grade+json"
 STUDENT_HEADING = re.compile(r"\*\*Exercise (\d+)\.(\d+)\b")
 HEADING = re.compile(r"^ {0,3}#{1,6}\s", re.M)
 
@@ -60,8 +61,8 @@ def _load(path: Path, name: str):
 
 
 def _source(cell) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
+    src = cell.get("source", "") if isinstance(cell, dict) else ""
+    return "".join(map(str, src)) if isinstance(src, list) else str(src)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,31 +90,42 @@ class Exercises:
         return f"Chapter {chapter}"
 
     def headings(self, cells) -> list[tuple[int, str]]:
-        """(cell index, label) of each exercise statement of a notebook, in either form."""
-        found = []
+        """(cell index, label) of each exercise statement of a notebook, in either form (the first cell that
+        names an exercise is its statement; a student's own "**Exercise 1.3 (a)**" further down is not)."""
+        found, seen = [], set()
         for i, cell in enumerate(cells):
             if cell.get("cell_type") != "markdown":
                 continue
             text = _source(cell)
-            for _title, opts in self.student._exercise_headers(text):
-                if opts.get("label") in self.number:
-                    found.append((i, opts["label"]))
-            for m in STUDENT_HEADING.finditer(text):
-                label = self.label.get(f"{m.group(1)}.{m.group(2)}")
-                if label:
+            labels = [opts.get("label") for _title, opts in self.student._exercise_headers(text)]
+            labels += [self.label.get(f"{m.group(1)}.{m.group(2)}") for m in STUDENT_HEADING.finditer(text)]
+            for label in labels:
+                if label in self.number and label not in seen:
+                    seen.add(label)
                     found.append((i, label))
         return found
 
 
 def spans(cells, headings) -> dict[str, tuple[int, int]]:
-    """label -> (first, end) cell indices of an exercise: from its statement up to the next statement or heading."""
+    """label -> (first, end) cell indices of an exercise: from its statement to just after its public check cell
+    (the last code cell calling ``checks.check_`` before the next statement); without one, up to the next
+    statement, or the notebook's next heading after the last exercise. A student's own headings or cells
+    inside the span do not cut it short."""
     starts = sorted({i for i, _ in headings})
     out = {}
     for i, label in headings:
-        end = i + 1
-        while end < len(cells) and end not in starts and not (
-                cells[end].get("cell_type") == "markdown" and HEADING.search(_source(cells[end]))):
-            end += 1
+        nxt = next((j for j in starts if j > i), None)
+        limit = nxt if nxt is not None else len(cells)
+        checks = [j for j in range(i + 1, limit) if isinstance(cells[j], dict) and cells[j].get("cell_type") == "code"
+                  and "checks.check_" in _source(cells[j])]
+        if checks:
+            end = checks[-1] + 1
+        elif nxt is not None:
+            end = nxt
+        else:
+            end = i + 1
+            while end < len(cells) and not (cells[end].get("cell_type") == "markdown" and HEADING.search(_source(cells[end]))):
+                end += 1
         out.setdefault(label, (i, end))
     return out
 
@@ -163,11 +175,15 @@ def _worker(src: Path, dst: Path, timeout: int) -> None:
     for cell in nb.cells:
         if GRADE_TAG not in cell.get("metadata", {}).get("tags", []):
             continue
+        label = cell["id"][len("grade-"):]
         for out in cell.get("outputs", []):
-            for line in (out.get("text", "") if out.get("output_type") == "stream" else "").splitlines():
-                if line.startswith("DIFFEDU-GRADE "):
-                    g = json.loads(line[len("DIFFEDU-GRADE "):])
-                    grades[g["label"]] = g
+            raw = out.get("data", {}).get(GRADE_MIME) if out.get("output_type") == "display_data" else None
+            try:
+                g = json.loads(raw) if isinstance(raw, str) else None
+            except ValueError:
+                g = None
+            if isinstance(g, dict) and g.get("label") == label and isinstance(g.get("passed"), bool):
+                grades[label] = {"label": label, "passed": g["passed"], "reason": str(g.get("reason", ""))[:2000]}
     dst.write_text(json.dumps({"cells": {str(k): v for k, v in cells.items()}, "grades": grades, "died": died}))
 
 
@@ -181,9 +197,9 @@ def _limits(memory_gb: float):
 def execute(nb: dict, *, timeout: int, memory_gb: float, total: int) -> dict:
     """Run a notebook (already holding the check cells) in a fresh directory, kernel and process."""
     work = Path(tempfile.mkdtemp(prefix="diffedu-grade-"))
+    result = Path(tempfile.mkdtemp(prefix="diffedu-grade-result-")) / "result.json"
     try:
         (work / "submission.ipynb").write_text(json.dumps(nb))
-        result = Path(tempfile.mkdtemp(prefix="diffedu-grade-result-")) / "result.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_RUNTIME"))}
         env["MPLBACKEND"] = "agg"
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", str(work / "submission.ipynb"),
@@ -197,12 +213,11 @@ def execute(nb: dict, *, timeout: int, memory_gb: float, total: int) -> dict:
         if not result.exists():
             tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             return {"stopped": f"the notebook could not be executed ({tail[0][:300]})"}
-        out = json.loads(result.read_text())
-        shutil.rmtree(result.parent, ignore_errors=True)
-        return out
+        return json.loads(result.read_text())
     finally:
         _kill_kernels_in(work)
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(result.parent, ignore_errors=True)
 
 
 def _kill(proc):
@@ -250,14 +265,31 @@ def chapter_of_name(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def submissions(folder: Path) -> list[tuple[str, Path]]:
+def submissions(folder: Path) -> list[tuple[str, Path | None]]:
+    """(student, notebook) pairs; (student, None) for a student folder without any notebook."""
     out = []
     for entry in sorted(folder.iterdir()):
-        if entry.is_dir() and not entry.name.startswith("."):
-            out += [(entry.name, nb) for nb in sorted(entry.glob("*.ipynb"))]
+        if entry.is_dir() and not entry.name.startswith(".") and entry.suffix != ".ipynb":
+            found = sorted(p for p in entry.rglob("*.ipynb") if p.is_file() and ".ipynb_checkpoints" not in p.parts)
+            out += [(entry.name, nb) for nb in found] or [(entry.name, None)]
         elif entry.suffix == ".ipynb":
             out.append((entry.stem, entry))
     return out
+
+
+def keep_best(rows: list[Row]) -> tuple[list[Row], list[str]]:
+    """One row per (student, exercise): a student who handed in two notebooks of a chapter keeps the better grade."""
+    best: dict[tuple, Row] = {}
+    notes = []
+    for r in rows:
+        key = (r.student, r.label) if r.label != "-" else (r.student, r.label, r.reason)
+        if key in best:
+            notes.append(f"{r.student}: more than one notebook for exercise {r.exercise}; the better grade is kept")
+            if r.points > best[key].points:
+                best[key] = r
+        else:
+            best[key] = r
+    return list(best.values()), sorted(set(notes))
 
 
 def _is_stub(text: str) -> bool:
@@ -305,10 +337,13 @@ def grade_notebook(student: str, path: Path, ex: Exercises, hidden, args, report
         if cell is not None:
             positions[len(run_cells)] = i
             c = dict(cell)
+            c.setdefault("id", f"submitted-{i}")          # nbformat 4.4 notebooks have no cell ids
             if c.get("cell_type") == "code":
                 c["outputs"], c["execution_count"] = [], None
             run_cells.append(c)
-    run_nb = dict(nb, cells=run_cells)
+    run_nb = dict(nb, cells=run_cells, nbformat=4, nbformat_minor=5)
+    if not isinstance(run_nb.get("metadata"), dict):
+        run_nb["metadata"] = {}
     run_nb.setdefault("metadata", {})["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     n_code = sum(c.get("cell_type") == "code" for c in run_cells)
     result = execute(run_nb, timeout=args.timeout, memory_gb=args.memory_gb,
@@ -316,7 +351,7 @@ def grade_notebook(student: str, path: Path, ex: Exercises, hidden, args, report
     raw = {int(k): v for k, v in result.get("cells", {}).items()}
     errors = {positions[k]: v for k, v in raw.items() if k in positions}
     died = result.get("died")
-    died_at = positions.get(died) if died is not None else None
+    died_at = max((positions[k] for k in positions if k <= died), default=None) if died is not None else None
     for label in ex.of_chapter(chapter):
         points = hidden.EXERCISES[label][0]
         row = Row(student, chapter, ex.number[label], label, 0, points, "")
@@ -326,11 +361,12 @@ def grade_notebook(student: str, path: Path, ex: Exercises, hidden, args, report
             continue
         start, end = span[label]
         own = [i for i in range(start, end) if cells[i].get("cell_type") == "code"]
-        if any(_is_stub(_source(cells[i])) for i in own):
-            row.reason = "not attempted (the stub `raise NotImplementedError()` is still in the answer cell)"
-            continue
+        stub = any(_is_stub(_source(cells[i])) for i in own)
         g = result.get("grades", {}).get(label)
         cell_errors = [f"cell {i + 1} raised {errors[i]['ename']}: {errors[i]['evalue']}" for i in own if i in errors]
+        if stub and not (g and g["passed"]) and (g is None or g["reason"].startswith("not defined")):
+            row.reason = "not attempted (the stub `raise NotImplementedError()` is still in the answer cell)"
+            continue
         if g and g["passed"]:
             row.points, row.reason = points, "correct: " + g["reason"]
         elif g and cell_errors and g["reason"].startswith("not defined"):
@@ -343,8 +379,11 @@ def grade_notebook(student: str, path: Path, ex: Exercises, hidden, args, report
             e = raw[check_at[label]]
             row.reason = (f"the hidden check stopped: {e['ename']}: {e['evalue']} (it calls your function on new inputs)"
                           + ("" if not cell_errors else " — " + "; ".join(cell_errors)))
-        elif died_at is not None and died_at < end:
-            row.reason = f"not graded: the kernel died in cell {died_at + 1} (out of memory, or the process exited)"
+        elif died is not None and died == check_at[label]:
+            row.reason = "the kernel died while the hidden check ran your code on new inputs (it exited, or ran out of memory)"
+        elif died is not None and died < check_at[label]:
+            where = f"at or before cell {died_at + 1}" if died_at is not None else "in an earlier hidden check"
+            row.reason = f"not graded: the kernel died {where} (out of memory, or the process exited)"
         else:
             timeouts = [e for e in cell_errors if "Timeout" in e]
             row.reason = "; ".join(timeouts or cell_errors) or "the hidden check did not run"
@@ -367,8 +406,12 @@ def write(report: Report, out: Path) -> None:
     if feedback.exists():
         shutil.rmtree(feedback)
     feedback.mkdir()
+    used = set()
     for student in sorted({r.student for r in report.rows}):
         rows = [r for r in report.rows if r.student == student]
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", student) or "student"
+        name = stem if stem.lower() not in used else f"{stem}-{hashlib.sha1(student.encode()).hexdigest()[:6]}"
+        used.add(name.lower())
         got, total = sum(r.points for r in rows), sum(r.max_points for r in rows)
         lines = [f"# Feedback for {student}", "", f"Total: **{got:g} / {total:g}** points.", ""]
         for chapter in sorted({str(r.chapter) for r in rows}):
@@ -378,7 +421,7 @@ def write(report: Report, out: Path) -> None:
             lines.append("")
         if report.errors.get(student):
             lines += ["## Other cells that raised an error", ""] + [f"* {e}" for e in report.errors[student]] + [""]
-        (feedback / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', student)}.md").write_text("\n".join(lines))
+        (feedback / f"{name}.md").write_text("\n".join(lines))
 
 
 def main(argv=None) -> int:
@@ -411,8 +454,18 @@ def main(argv=None) -> int:
     report = Report()
     for student, path in submissions(args.submissions):
         t0 = time.time()
-        grade_notebook(student, path, ex, hidden, args, report)
+        if path is None:
+            report.rows.append(Row(student, "?", "-", "-", 0, 0, "no notebook (.ipynb) found in the student's folder"))
+            continue
+        try:
+            grade_notebook(student, path, ex, hidden, args, report)
+        except Exception as err:                  # noqa: BLE001 — one broken submission never stops the others
+            report.rows.append(Row(student, chapter_of_name(path) or "?", "-", "-", 0, 0,
+                                   f"{path.name} could not be graded ({type(err).__name__}: {err})"))
         print(f"{student}/{path.name}: graded in {time.time() - t0:.0f} s", flush=True)
+    report.rows, notes = keep_best(report.rows)
+    for note in notes:
+        report.errors.setdefault(note.split(":")[0], []).append(note)
     write(report, args.out)
     got, total = sum(r.points for r in report.rows), sum(r.max_points for r in report.rows)
     print(f"{len(report.rows)} exercises graded: {got:g} / {total:g} points -> {args.out / 'grades.csv'}")
