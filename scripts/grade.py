@@ -45,7 +45,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = ROOT / "grading" / "hidden_checks.py"
-STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError()")
 GRADE_TAG = "diffedu-grade"
 GRADE_MIME = "application/vnd.diffedu.grade+json"
 STUDENT_HEADING = re.compile(r"\*\*Exercise (\d+)\.(\d+)\b")
@@ -65,6 +64,9 @@ def _source(cell) -> str:
     return "".join(map(str, src)) if isinstance(src, list) else str(src)
 
 
+_STUDENT = _load(ROOT / "scripts" / "make_student.py", "_make_student")     # the student edition's builder
+
+
 # ---------------------------------------------------------------------------------------------
 # The book's exercises: label -> "C.K", and the exercises of one notebook
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ class Exercises:
     """Every numbered exercise of the book: ``number`` ("C.K") <-> ``label``, read by the student-edition builder."""
 
     def __init__(self):
-        self.student = _load(ROOT / "scripts" / "make_student.py", "_make_student")
+        self.student = _STUDENT
         self.book = self.student.Book()
         self.number = dict(self.book.exercises)                       # label -> "C.K"
         self.label = {n: lab for lab, n in self.number.items()}       # "C.K" -> label
@@ -293,8 +295,9 @@ def keep_best(rows: list[Row]) -> tuple[list[Row], list[str]]:
 
 
 def _is_stub(text: str) -> bool:
+    """Whether a cell still holds the stub the student edition put there (scripts/make_student.py's STUB)."""
     lines = [ln.strip() for ln in text.strip().splitlines()]
-    return all(s in lines for s in STUB_LINES)
+    return all(s in lines for s in _STUDENT.STUB.splitlines())
 
 
 def grade_notebook(student: str, path: Path, ex: Exercises, hidden, args, report: Report) -> None:
