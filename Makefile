@@ -16,7 +16,7 @@ help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
 	@echo "make test   unit tests, Chapter 4 in JupyterLab, the book build (executes every notebook once), checks of the site"
 	@echo "make lab    JupyterLab on the notebooks"
-	@echo "make robust every notebook through nbval under three seed offsets (DIFFEDU_SEED_OFFSET)"
+	@echo "make robust the slow end-to-end tests, then every notebook under three seed offsets (DIFFEDU_SEED_OFFSET)"
 	@echo "make notebooks  every notebook through nbval (live widgets), seeds as stored"
 	@echo "make gpu-check  on a GPU machine: unit tests and every chapter on CUDA, CPU-vs-CUDA numbers (python3, no venv)"
 	@echo "make lab-check  Chapter 4 run through JupyterLab in chromium (part of make test)"
@@ -49,7 +49,7 @@ book: $(STAMP)
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not site and not lab" -q
+	$(BIN)/python -m pytest tests -m "not site and not lab and not slow" -q
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q
@@ -77,6 +77,8 @@ gpu-check:
 	$(GPU_PYTHON) scripts/gpu_check.py
 
 robust: $(STAMP)
+	@echo "== the end-to-end tests marked slow: the student edition up to its first stub, the grader on synthetic submissions"
+	$(BIN)/python -m pytest tests -m slow -q
 	@for off in $(ROBUST_OFFSETS); do \
 	  echo "== DIFFEDU_SEED_OFFSET=$$off"; \
 	  DIFFEDU_SEED_OFFSET=$$off $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q || exit 1; \

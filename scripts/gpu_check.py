@@ -47,7 +47,7 @@ def _env(device: str) -> dict:
 def unit_tests(device: str) -> list[tuple[str, bool, str]]:
     files = [str(ROOT / "tests" / f) for f in UNIT_TESTS if (ROOT / "tests" / f).exists()]
     t0 = time.time()
-    out = subprocess.run([sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider", "-m", "not site and not lab"],
+    out = subprocess.run([sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider", "-m", "not site and not lab and not slow"],
                          cwd=ROOT, env=_env(device), capture_output=True, text=True)
     last = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
     if out.returncode != 0:

@@ -272,6 +272,7 @@ def _rows(graded, student):
     return {r["label"]: r for r in graded["rows"] if r["student"] == student}
 
 
+@pytest.mark.slow
 def test_grades_csv_has_one_row_per_student_and_exercise(graded):
     assert list(graded["rows"][0]) == ["student", "chapter", "exercise", "label", "points", "max_points", "reason"]
     labels = EX.of_chapter(1)
@@ -281,16 +282,19 @@ def test_grades_csv_has_one_row_per_student_and_exercise(graded):
         assert all(r["chapter"] == "1" and r["max_points"] == "1" for r in rows.values())
 
 
+@pytest.mark.slow
 def test_all_solutions_get_full_marks(graded):
     rows = _rows(graded, "alice")
     assert all(r["points"] == "1" and r["reason"].startswith("correct") for r in rows.values()), rows
 
 
+@pytest.mark.slow
 def test_untouched_student_edition_gets_zero_not_attempted(graded):
     rows = _rows(graded, "bob")
     assert all(r["points"] == "0" and r["reason"].startswith("not attempted") for r in rows.values()), rows
 
 
+@pytest.mark.slow
 def test_one_wrong_answer_loses_only_its_points_and_a_wiping_cell_harms_nothing(graded):
     rows = _rows(graded, "carol")
     assert rows["ex-em-stationary"]["points"] == "0"
@@ -299,17 +303,20 @@ def test_one_wrong_answer_loses_only_its_points_and_a_wiping_cell_harms_nothing(
     assert _tree_digest(graded["subs"]) == graded["before"], "a submission was modified"
 
 
+@pytest.mark.slow
 def test_an_infinite_loop_times_out_and_the_rest_is_graded(graded):
     rows = _rows(graded, "dave")
     assert rows["ex-heun-strat"]["points"] == "0" and "interrupted" in rows["ex-heun-strat"]["reason"]
     assert all(rows[lab]["points"] == "1" for lab in rows if lab != "ex-heun-strat"), rows
 
 
+@pytest.mark.slow
 def test_malformed_json_and_the_wrong_chapter_get_zero_with_a_reason(graded):
     assert all(r["points"] == "0" and "not a valid notebook" in r["reason"] for r in _rows(graded, "erin").values())
     assert all(r["points"] == "0" and "Chapter 2's notebook" in r["reason"] for r in _rows(graded, "frank").values())
 
 
+@pytest.mark.slow
 def test_feedback_file_per_student(graded):
     for student, total in (("alice", 4), ("bob", 0), ("carol", 3), ("dave", 3), ("erin", 0), ("frank", 0)):
         text = (graded["out"] / "feedback" / f"{student}.md").read_text()

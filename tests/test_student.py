@@ -95,6 +95,7 @@ def test_stubs_and_solutions_pair_up(path):
             assert "de.checks.check_" in _src(nxt) or "stub" in nxt.get("metadata", {}).get("tags", [])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_student_notebook_runs_until_its_first_stub(path, tmp_path):
     import nbformat
