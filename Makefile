@@ -10,11 +10,12 @@ STAMP  := $(VENV)/.installed
 JB     := $(BIN)/jupyter-book
 PIP_QUIET := -q
 
-.PHONY: help venv book test robust grade gpu-check unit notebooks lab-check site-check weights student strip serve lab clean clean-all
+.PHONY: help venv book pdf test robust grade gpu-check unit notebooks lab-check site-check weights student strip serve lab clean clean-all
 
 help:
 	@echo "make book   build the web book into _build/html (executes every notebook)"
-	@echo "make test   unit tests, Chapter 4 in JupyterLab, the book build (executes every notebook once), checks of the site"
+	@echo "make test   unit tests, Chapter 4 in JupyterLab, the book build (executes every notebook once), the PDF, checks of site and PDF"
+	@echo "make pdf    the book as one PDF, _build/pdf/book.pdf (after make book; needs TeX Live, see README)"
 	@echo "make lab    JupyterLab on the notebooks"
 	@echo "make robust the slow end-to-end tests, then every notebook under three seed offsets (DIFFEDU_SEED_OFFSET)"
 	@echo "make notebooks  every notebook through nbval (live widgets), seeds as stored"
@@ -48,6 +49,20 @@ book: $(STAMP)
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
+# The PDF (Sphinx's LaTeX builder, XeLaTeX): built from the doctrees of `make book`, so no notebook is
+# executed again. Needs Debian's texlive-xetex, texlive-latex-recommended, texlive-latex-extra,
+# texlive-fonts-recommended, latexmk, xindy, fonts-freefont-otf, fonts-noto-cjk (README). XeLaTeX exits 0
+# when a glyph is missing, so the log is searched for "Missing character". Copied into the site as book.pdf.
+LATEX := _build/latex
+pdf: $(STAMP)
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null || { echo "make pdf needs TeX Live: see the README (texlive-xetex, latexmk, fonts-noto-cjk, ...)"; exit 2; }
+	@test -f _build/html/index.html || { echo "make pdf reuses the executed notebooks of the site: run make book first"; exit 2; }
+	DIFFEDU_STATIC=1 DIFFEDU_FRAMES_DIR=$(CURDIR)/_build/latex-frames $(JB) build -W -n --keep-going --builder latex .
+	rm -f $(LATEX)/book.pdf $(LATEX)/book.fdb_latexmk
+	$(MAKE) -C $(LATEX) all-pdf LATEXMKOPTS="-interaction=nonstopmode -halt-on-error -silent" > $(LATEX)/make-pdf.log 2>&1 || { tail -40 $(LATEX)/make-pdf.log; exit 1; }
+	@! grep -n "Missing character" $(LATEX)/book.log || { echo "make pdf: glyphs missing from the PDF (above; book.log)"; exit 1; }
+	mkdir -p _build/pdf && cp $(LATEX)/book.pdf _build/pdf/book.pdf && cp $(LATEX)/book.pdf _build/html/book.pdf
+	@echo "The PDF is built: _build/pdf/book.pdf (also in the site as book.pdf)"
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not site and not lab and not slow" -q
 
@@ -63,7 +78,7 @@ site-check: $(STAMP)
 
 # Each notebook is executed once here, by the book build (an error or a failed check cell fails it, and
 # the site shows fresh outputs); `make robust` runs them again through nbval, in live-widget mode.
-test: unit lab-check book site-check
+test: unit lab-check book pdf site-check
 	@echo "make test: all checks passed"
 
 # Every check must hold for any seed: every seed of the book (de.make_generator, de.manual_seed) is shifted.

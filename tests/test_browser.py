@@ -254,6 +254,30 @@ def test_phone_layout_no_overflow(browser, server, rel):
         page.close()
 
 
+
+@pytest.mark.parametrize("viewport", [PHONE, {"width": 1280, "height": 900}], ids=["phone", "desktop"])
+@pytest.mark.parametrize("rel", [p for p in PAGES if p.startswith("notebooks/")])
+def test_equation_numbers_never_cover_their_equation(browser, server, rel, viewport):
+    """Every numbered display equation: its number "(C.K)" is visible and its box does not overlap
+    the typeset equation (on a phone the number gets its own line above it, book/_static/diffedu.css)."""
+    page, _ = _open(browser, server, rel, viewport)
+    try:
+        found = page.evaluate("""() => Array.from(document.querySelectorAll('div.math')).filter(d => d.querySelector(':scope > span.eqno'))
+            .map(d => { const n = d.querySelector(':scope > span.eqno').getBoundingClientRect();
+                        const m = d.querySelector('mjx-container'); if (!m) return [d.id, -1, n.width];
+                        const e = m.getBoundingClientRect();
+                        const w = Math.min(n.right, e.right) - Math.max(n.left, e.left);
+                        const h = Math.min(n.bottom, e.bottom) - Math.max(n.top, e.top);
+                        return [d.id, (w > 0 && h > 0) ? w * h : 0, n.width]; })""")
+        assert found, f"{rel}: no numbered equation found"
+        untypeset = [i for i, area, _ in found if area < 0]
+        hidden = [i for i, _, width in found if width < 5]
+        covered = [(i, round(area)) for i, area, _ in found if area > 1]
+        assert not untypeset and not hidden, f"{rel}: equations not typeset {untypeset} or numbers invisible {hidden}"
+        assert not covered, f"{rel} at {viewport['width']} px: equation numbers overlap their equation (px^2): {covered}"
+    finally:
+        page.close()
+
 def test_desktop_menu_button_collapses_sidebar(browser, server):
     page, errors = _open(browser, server, "notebooks/01_ito_processes.html")
     try:
