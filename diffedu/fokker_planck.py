@@ -479,9 +479,9 @@ def sampler_marginal(sde: SDE, score, hbar: float, grid: Grid, *, prior_logp=Non
 class SpectralFP:
     """Result of :func:`sampler_marginal_spectral` (all on the periodic grid ``x``)."""
 
-    x: torch.Tensor          #: grid points -L, -L + h, ..., L - h (n,)
-    q: torch.Tensor          #: the sampler's density q^hbar_{t_min} at x (n,)
-    dq_dhbar: torch.Tensor | None  #: its hbar-derivative at hbar = 0 (n,), if ``tangent=True``
+    x: torch.Tensor          #: grid points -L, -L + h, ..., L - h along each axis (n,)
+    q: torch.Tensor          #: the sampler's density q^hbar_{t_min}: (n,) in 1-D, (n, n) in 2-D, q[i, j] at (x[i], x[j])
+    dq_dhbar: torch.Tensor | None  #: its hbar-derivative at hbar = 0 (shape of q), if ``tangent=True``
     nfe: int                 #: right-hand-side evaluations of the time integrator
 
     @property
@@ -491,41 +491,51 @@ class SpectralFP:
             raise ValueError("no derivative was computed: call sampler_marginal_spectral(..., tangent=True)")
         return self.dq_dhbar / self.q
 
+    @property
+    def points(self) -> torch.Tensor:
+        """The grid as rows ``(n**d, d)``, in the order of ``q.reshape(-1)`` (``indexing="ij"``)."""
+        axes = torch.meshgrid(*([self.x] * self.q.dim()), indexing="ij")
+        return torch.stack([a.reshape(-1) for a in axes], dim=1)
 
-def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, half_width: float = 8.0, cells: int = 256,
-                              tangent: bool = False, prior_logp=None, rtol: float = 1e-9,
-                              atol: float = 1e-12) -> SpectralFP:
-    r"""The sampler's density :math:`q^\hbar_{t_{\min}}` in 1-D by a Fourier pseudo-spectral method,
-    and optionally its :math:`\hbar`-derivative at :math:`\hbar = 0` (book: Chapter 6, {eq}`eq-fp-tangent`).
+
+def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 1, half_width: float = 8.0,
+                              cells: int = 256, tangent: bool = False, prior_logp=None, rtol: float = 1e-9,
+                              atol: float = 1e-12, batch: int = 65_536) -> SpectralFP:
+    r"""The sampler's density :math:`q^\hbar_{t_{\min}}` in 1-D or 2-D by a Fourier pseudo-spectral
+    method, and optionally its :math:`\hbar`-derivative at :math:`\hbar = 0` (book: Chapter 6, {eq}`eq-fp-tangent`).
 
     Solves the sampler's Fokker–Planck equation {eq}`eq-fp-reversed`,
-    :math:`\partial_t q = -\partial_x(F_\hbar q) - \tfrac\hbar2 g^2\partial_x^2 q` with
+    :math:`\partial_t q = -\nabla\cdot(F_\hbar q) - \tfrac\hbar2 g^2\Delta q` with
     :math:`F_\hbar = f - \tfrac{1+\hbar}2 g^2 s_\theta`, from the prior at ``T`` down to ``t_min`` on
-    the periodic box :math:`[-L, L)` (``L = half_width``, ``cells`` points), with derivatives taken
-    by FFT and time stepped by the adaptive Dormand–Prince integrator (:func:`diffedu.ode.dopri5`).
-    With ``tangent=True`` (needs ``hbar = 0``) it also solves the equation differentiated in
-    :math:`\hbar`, for :math:`u = \partial_\hbar q^\hbar|_{\hbar=0}`:
+    the periodic box :math:`[-L, L)^d` (``L = half_width``, ``cells`` points per axis, ``dim`` = d = 1
+    or 2), with derivatives taken by FFT and time stepped by the adaptive Dormand–Prince integrator
+    (:func:`diffedu.ode.dopri5`).  With ``tangent=True`` (needs ``hbar = 0``) it also solves the
+    equation differentiated in :math:`\hbar`, for :math:`u = \partial_\hbar q^\hbar|_{\hbar=0}`:
 
-    .. math:: \partial_t u = -\partial_x(F_0 u) + \tfrac12 g^2\,\partial_x\big[(s_\theta - \partial_x\log q^0)\,q^0\big],
+    .. math:: \partial_t u = -\nabla\cdot(F_0 u) + \tfrac12 g^2\,\nabla\cdot\big[(s_\theta - \nabla\log q^0)\,q^0\big],
               \qquad u_T = 0 .
 
     Why spectral: at :math:`\hbar = 0` the equation is pure transport, and a grid scheme's numerical
     diffusion (the upwinding of :func:`solve`) is of the same size as the effect of a small
     :math:`\hbar`; the Fourier method has none and converges exponentially for smooth densities.
-    The box must hold the density: the prior at :math:`\pm L` must be below ``1e-12`` of its peak
+    The box must hold the density: the prior on the box's edge must be below ``1e-12`` of its peak
     (``ValueError`` otherwise) and a warning is raised if the result is not.  The diffusion term
-    is integrated explicitly, so the cost grows like :math:`\hbar\,{\rm cells}^2`: this is a tool for
-    small :math:`\hbar`; use :func:`sampler_marginal` for :math:`\hbar` of order one.
+    is integrated explicitly, so the cost grows like :math:`\hbar\,{\rm cells}^2` steps: this is a
+    tool for small :math:`\hbar`; use :func:`sampler_marginal` for :math:`\hbar` of order one.
+    In 2-D the score is called on the ``cells**2`` grid points in batches of at most ``batch`` rows
+    (a network on the GPU: pass it there; its output is brought back to float64 on the CPU).
     """
     from .ode import dopri5
 
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a diffedu SDE (the forward SDE of the model), got {type(sde).__name__}")
-    _checks.callable_(score, "score", "score(x, t) -> tensor (n, 1)")
+    d = _checks.positive_int(dim, "dim", low=1, high=2)
+    sig = f"score(x, t) -> tensor (n, {d})"
+    _checks.callable_(score, "score", sig)
     hbar = _checks.hbar(hbar)
     half_width = _checks.real(half_width, "half_width", low=0.0, high=_checks.SCALE_MAX, low_open=True)
     cells = _checks.positive_int(cells, "cells", low=16)
-    _checks.memory(8 * cells * cells, "cells")     # the tangent solve keeps (cells x cells) matrices
+    _checks.memory(32 * cells ** d if d == 2 else 8 * cells * cells, "cells")
     if cells % 2:
         raise ValueError(f"cells must be even (a Fourier grid), got {cells}")
     if not isinstance(tangent, bool):
@@ -534,47 +544,80 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, half_width:
         raise ValueError(f"tangent=True gives the derivative at hbar = 0 and needs hbar = 0, got hbar={hbar:g}")
     rtol = _checks.tolerance(rtol, "rtol")
     atol = _checks.tolerance(atol, "atol")
+    batch = _checks.positive_int(batch, "batch")
 
     h = 2.0 * half_width / cells
     x = -half_width + h * torch.arange(cells, dtype=torch.float64)
-    X = x[:, None]
-    k = 2.0 * math.pi * torch.fft.rfftfreq(cells, d=h).to(torch.float64)
-    ik = 1j * k
-    ik[-1] = 0.0                                  # the Nyquist mode has no odd derivative on the grid
+    shape = (cells,) * d
+    axes = torch.meshgrid(*([x] * d), indexing="ij")
+    X = torch.stack([a.reshape(-1) for a in axes], dim=1)          # (cells**d, d), rows in q.reshape(-1) order
+    # wave numbers of rfftn: full frequencies on the leading axes, half on the last; the Nyquist mode has
+    # no odd derivative on the grid
+    ks = []
+    for a in range(d):
+        last = a == d - 1
+        freq = torch.fft.rfftfreq if last else torch.fft.fftfreq
+        k = 2.0 * math.pi * freq(cells, d=h, dtype=torch.float64)      # float64: float32 frequencies cost 1e-8
+        view = [1] * d
+        view[a] = -1
+        ks.append(k.reshape(view))
+    iks = []
+    for a, k in enumerate(ks):
+        ik = 1j * k.clone()
+        ik.reshape(-1)[-1 if a == d - 1 else cells // 2] = 0.0
+        iks.append(ik)
+    k2 = sum(k * k for k in ks)
+    dims = tuple(range(d))
 
-    def d1(w):
-        return torch.fft.irfft(ik * torch.fft.rfft(w), n=cells)
+    def hat_div(vs):
+        """Fourier coefficients of the divergence of the field with components vs (each of shape `shape`)."""
+        return sum(ik * torch.fft.rfftn(v, dim=dims) for ik, v in zip(iks, vs))
 
-    def d2(w):
-        return torch.fft.irfft(-(k * k) * torch.fft.rfft(w), n=cells)
+    def back(w_hat):
+        return torch.fft.irfftn(w_hat, s=shape, dim=dims)
 
     logp = (prior_logp if prior_logp is not None else sde.prior_logp)(X)
-    if not isinstance(logp, torch.Tensor) or logp.shape not in ((cells,), (cells, 1)):
-        raise ValueError(f"prior_logp(x) must return a tensor of shape ({cells},) for x of shape ({cells}, 1)")
-    q_T = (logp.reshape(cells).to(torch.float64) - logp.max()).exp()
-    edge = float(torch.maximum(q_T[0], q_T[-1]))
+    n = X.shape[0]
+    if not isinstance(logp, torch.Tensor) or logp.shape not in ((n,), (n, 1)):
+        raise ValueError(f"prior_logp(x) must return a tensor of shape ({n},) for x of shape ({n}, {d})")
+    q_T = (logp.reshape(shape).to(torch.float64) - logp.max()).exp()
+    edge = _edge(q_T)
     if edge > 1e-12:
         raise ValueError(f"half_width={half_width:g} is too small: the prior at the edge of the box is "
                          f"{edge:.1e} of its peak (needs < 1e-12 on the periodic box)")
-    q_T = q_T / (q_T.sum() * h)
+    q_T = q_T / (q_T.sum() * h ** d)
 
     def fields(t):
-        tv = torch.full((cells,), t, dtype=torch.float64)
-        s = _checks.call(score, "score", "score(x, t) -> tensor (n, 1)", X, tv)
-        if not isinstance(s, torch.Tensor) or s.shape != X.shape:
-            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-            raise ValueError(f"score(x, t) must return a tensor of shape {tuple(X.shape)} (1-D), got {got}")
+        tv = torch.full((n,), t, dtype=torch.float64)
+        parts = []
+        for lo in range(0, n, batch):
+            s = _checks.call(score, "score", sig, X[lo:lo + batch], tv[lo:lo + batch])
+            want = (min(batch, n - lo), d)
+            if not isinstance(s, torch.Tensor) or tuple(s.shape) != want:
+                got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+                raise ValueError(f"score(x, t) must return a tensor of shape {want} ({d}-D), got {got}")
+            parts.append(s.detach().to("cpu", torch.float64))
+        s = torch.cat(parts)
         g2 = float(sde._g(torch.tensor(t, dtype=torch.float64))) ** 2
-        return sde._f(X, tv)[:, 0].to(torch.float64), s[:, 0].to(torch.float64), g2
+        f = sde._f(X, torch.tensor(t, dtype=torch.float64)).to(torch.float64)   # a scalar time: (n, d)
+        return [f[:, a].reshape(shape) for a in range(d)], [s[:, a].reshape(shape) for a in range(d)], g2
 
     def rhs(t, y):
+        # 2 + d transforms per evaluation with the tangent (d + 1 without): the Laplacian is needed only for
+        # hbar > 0 or the tangent, and the tangent's two divergences are one, since the operator is linear
         f, s, g2 = fields(t)
         q = y[0][0]
-        dq = -d1((f - 0.5 * (1.0 + hbar) * g2 * s) * q) - 0.5 * hbar * g2 * d2(q)
+        dq_hat = -hat_div([(fa - 0.5 * (1.0 + hbar) * g2 * sa) * q for fa, sa in zip(f, s)])
+        lap_q_hat = -k2 * torch.fft.rfftn(q, dim=dims) if (hbar > 0.0 or tangent) else None
+        if hbar > 0.0:
+            dq_hat = dq_hat - 0.5 * hbar * g2 * lap_q_hat
+        dq = back(dq_hat)
         if not tangent:
             return (dq[None],)
         u = y[1][0]
-        du = -d1((f - 0.5 * g2 * s) * u) + 0.5 * g2 * (d1(s * q) - d2(q))
+        # du = -div(F_0 u) + g^2/2 [div(s q) - lap q],  F_0 = f - g^2 s / 2
+        du = back(-hat_div([(fa - 0.5 * g2 * sa) * u - 0.5 * g2 * sa * q for fa, sa in zip(f, s)])
+                  - 0.5 * g2 * lap_q_hat)
         return dq[None], du[None]
 
     y0 = (q_T[None],) + ((torch.zeros_like(q_T)[None],) if tangent else ())
@@ -582,8 +625,15 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, half_width:
                       name="sampler_marginal_spectral")
     q = y[0][0]
     peak = float(q.max())
-    if float(q[[0, -1]].abs().max()) > 1e-8 * peak or float(q.min()) < -1e-8 * peak:
+    if _edge(q.abs()) * float(q.abs().max()) > 1e-8 * peak or float(q.min()) < -1e-8 * peak:
         warnings.warn(f"the density reaches the edge of the box or turns negative (edge "
-                      f"{float(q[[0, -1]].abs().max()) / peak:.1e}, min {float(q.min()) / peak:.1e} of the peak): "
+                      f"{_edge(q.abs()) * float(q.abs().max()) / peak:.1e}, min {float(q.min()) / peak:.1e} of the peak): "
                       "enlarge half_width or cells", RuntimeWarning, stacklevel=2)
     return SpectralFP(x=x, q=q, dq_dhbar=y[1][0] if tangent else None, nfe=stats.nfe)
+
+
+def _edge(w: torch.Tensor) -> float:
+    """Largest value of ``w`` on the first and last grid line of every axis, relative to its maximum."""
+    top = float(w.max())
+    faces = [w.select(a, i) for a in range(w.dim()) for i in (0, -1)]
+    return max(float(f.max()) for f in faces) / top
