@@ -61,8 +61,10 @@ pdf: $(STAMP)
 	rm -f $(LATEX)/book.pdf $(LATEX)/book.fdb_latexmk
 	$(MAKE) -C $(LATEX) all-pdf LATEXMKOPTS="-interaction=nonstopmode -halt-on-error -silent" > $(LATEX)/make-pdf.log 2>&1 || { tail -40 $(LATEX)/make-pdf.log; exit 1; }
 	@! grep -n "Missing character" $(LATEX)/book.log || { echo "make pdf: glyphs missing from the PDF (above; book.log)"; exit 1; }
+	@! grep -n "There were undefined references" $(LATEX)/book.log || { echo "make pdf: references printed as ?? (book.log)"; exit 1; }
 	mkdir -p _build/pdf && cp $(LATEX)/book.pdf _build/pdf/book.pdf && cp $(LATEX)/book.pdf _build/html/book.pdf
 	@echo "The PDF is built: _build/pdf/book.pdf (also in the site as book.pdf)"
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not site and not lab and not slow" -q
 

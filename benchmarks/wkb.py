@@ -14,6 +14,11 @@ Two jobs (a benchmark, not a test; Chapter 6 loads the table it writes):
 
 ``--mixture-spectral`` Chapter 6's 1-D mixture: the hbar-tangent of the spectral Fokker–Planck solver
     against the WKB correction, by number of grid points (seconds).
+``--tangent-2d N [N ...]`` Swiss roll / simple: the 2-D Fokker–Planck tangent on N x N grids of
+    [-8, 8)^2, Fourier-interpolated to the 1000 test points, against the table's WKB slopes; adds
+    ``tangent_2d`` (agreement per point, the grid-error estimate, seconds, device) to the JSON.  The arms of
+    the roll are about 0.08 wide at t_min, so a converged tangent needs N >= 512: on a CPU that is hours
+    (the network runs on N^2 points at each of thousands of steps); use ``--device cuda``.
 ``--dx-study`` the finite-difference method at spacings 0.01, 0.005, 0.0025 on the four 25-Gaussian/simple
     points where it differs most from the exact method; adds ``dx_study`` to the JSON.
 
@@ -23,6 +28,7 @@ Run: .venv/bin/python benchmarks/wkb.py --table --dx-study --mixture-spectral --
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -162,6 +168,72 @@ def mixture_spectral(cells=(64, 128, 256, 512)):
         print(f"cells {n:4d}: |tangent - WKB| / max|WKB| = {rel:.1e}   {seconds:.2f} s   nfe {r.nfe}", flush=True)
 
 
+def fourier_at(w, x_axis, pts):
+    """The trigonometric interpolant of the periodic grid function ``w`` (n, n) at the rows of ``pts``
+    (P, 2): exact for band-limited ``w``, and spectrally accurate for the smooth densities here."""
+    n = w.shape[0]
+    L = -float(x_axis[0])
+    k = 2.0 * math.pi * torch.fft.fftfreq(n, d=2.0 * L / n, dtype=torch.float64)
+    c = torch.fft.fft2(w.to(torch.complex128)) / (n * n)
+    e0 = torch.exp(1j * (pts[:, :1] + L) * k[None, :])                  # (P, n)
+    e1 = torch.exp(1j * (pts[:, 1:] + L) * k[None, :])
+    return ((e0 @ c) * e1).sum(1).real
+
+
+def tangent_2d(cells=(128, 256), data="swiss_roll", schedule="simple", device="cpu", out=OUT):
+    """A shipped 2-D model: the 2-D Fokker-Planck tangent (sampler_marginal_spectral(..., dim=2)) at each
+    resolution, Fourier-interpolated to the table's test points, against the table's WKB slopes and log q0;
+    the difference between the two finest grids estimates the grid error.  Adds ``tangent_2d`` to the JSON."""
+    import copy
+
+    from diffedu.fokker_planck import sampler_marginal_spectral
+
+    key = f"{data}/{schedule}"
+    blob = json.loads(out.read_text())
+    row = blob["models"][key]
+    wkb = torch.tensor(row["correction"], dtype=torch.float64)
+    logp = torch.tensor(row["logp"], dtype=torch.float64)
+    x = test_points(data, len(wkb))
+    model = de.load_pretrained(data, schedule)
+    net = copy.deepcopy(model).double().to(device)
+
+    def score(z, t):
+        with torch.no_grad():
+            return net(z.to(device), t.to(device))
+
+    keep = torch.isfinite(wkb)
+    study = {"model": key, "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+             "cells": [], "seconds": [], "nfe": [], "max_abs_diff": [], "median_abs_diff": [],
+             "first_corr_tangent": [], "first_corr_wkb": float(-wkb[keep].mean()), "max_logq_diff": []}
+    slopes = []
+    for n in cells:
+        t0 = time.perf_counter()
+        r = sampler_marginal_spectral(model.sde, score, 0.0, dim=2, cells=n, tangent=True, rtol=1e-6, atol=1e-10,
+                                      batch=1 << 16)
+        seconds = time.perf_counter() - t0
+        q = fourier_at(r.q, r.x, x)
+        sl = fourier_at(r.dq_dhbar, r.x, x) / q
+        slopes.append(sl)
+        diff = (sl - wkb)[keep].abs()
+        for name, value in (("cells", n), ("seconds", seconds), ("nfe", r.nfe), ("max_abs_diff", float(diff.max())),
+                            ("median_abs_diff", float(diff.median())),
+                            ("first_corr_tangent", float(-sl[keep].mean())),
+                            ("max_logq_diff", float((q.log() - logp)[keep].abs().max()))):
+            study[name].append(value)
+        print(f"{key} {n}^2: |tangent - WKB| median {float(diff.median()):.2e} max {float(diff.max()):.2e}; "
+              f"1ST-CORR tangent {-float(sl[keep].mean()):+.4f} vs WKB {study['first_corr_wkb']:+.4f}; "
+              f"max |log q0 diff| {study['max_logq_diff'][-1]:.1e}; {seconds:.0f} s, nfe {r.nfe}", flush=True)
+    if len(slopes) > 1:
+        grid = (slopes[-1] - slopes[-2])[keep].abs()
+        study["grid_error_median"], study["grid_error_max"] = float(grid.median()), float(grid.max())
+        print(f"grid error estimate (two finest grids): median {float(grid.median()):.2e}, max {float(grid.max()):.2e}")
+    blob = json.loads(out.read_text())
+    blob["tangent_2d"] = study
+    out.write_text(json.dumps(blob, indent=1) + "\n")
+    print(f"added tangent_2d to {out.name}")
+    return study
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--timing", action="store_true")
@@ -172,10 +244,13 @@ def main():
     ap.add_argument("--dx-study", action="store_true", help="FD spacing study on 25 Gaussians / simple")
     ap.add_argument("--mixture-spectral", action="store_true", help="Chapter 6's 1-D mixture: spectral tangent vs WKB")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--tangent-2d", type=int, nargs="+", metavar="CELLS", default=None,
+                    help="Swiss roll / simple: the 2-D Fokker-Planck tangent at these grid sizes vs the table's WKB slopes")
+    ap.add_argument("--device", default="cpu", help="where the score network runs for --tangent-2d (cpu, cuda)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not (args.timing or args.table or args.dx_study or args.mixture_spectral):
+    if not (args.timing or args.table or args.dx_study or args.mixture_spectral or args.tangent_2d):
         args.timing = True
     if args.table:
         table(args.fd_points)
@@ -183,6 +258,8 @@ def main():
         dx_study()
     if args.mixture_spectral:
         mixture_spectral()
+    if args.tangent_2d:
+        tangent_2d(args.tangent_2d, device=args.device)
     if args.timing:
         timing(args.points, args.ref_points)
 

@@ -522,8 +522,9 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     (``ValueError`` otherwise) and a warning is raised if the result is not.  The diffusion term
     is integrated explicitly, so the cost grows like :math:`\hbar\,{\rm cells}^2` steps: this is a
     tool for small :math:`\hbar`; use :func:`sampler_marginal` for :math:`\hbar` of order one.
-    In 2-D the score is called on the ``cells**2`` grid points in batches of at most ``batch`` rows
-    (a network on the GPU: pass it there; its output is brought back to float64 on the CPU).
+    In 2-D the score is called on the ``cells**2`` grid points (float64, on the CPU) in batches of at
+    most ``batch`` rows, and its output is brought back to float64 on the CPU; to run a network on a
+    GPU, pass ``lambda x, t: net(x.to("cuda"), t.to("cuda"))``.
     """
     from .ode import dopri5
 
@@ -535,7 +536,7 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     hbar = _checks.hbar(hbar)
     half_width = _checks.real(half_width, "half_width", low=0.0, high=_checks.SCALE_MAX, low_open=True)
     cells = _checks.positive_int(cells, "cells", low=16)
-    _checks.memory(32 * cells ** d if d == 2 else 8 * cells * cells, "cells")
+    _checks.memory(8 * 40 * cells ** d, "cells")       # the Dormand-Prince stages and the fields: ~40 grids
     if cells % 2:
         raise ValueError(f"cells must be even (a Fourier grid), got {cells}")
     if not isinstance(tangent, bool):
@@ -603,8 +604,8 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
         return [f[:, a].reshape(shape) for a in range(d)], [s[:, a].reshape(shape) for a in range(d)], g2
 
     def rhs(t, y):
-        # 2 + d transforms per evaluation with the tangent (d + 1 without): the Laplacian is needed only for
-        # hbar > 0 or the tangent, and the tangent's two divergences are one, since the operator is linear
+        # 2d + 3 transforms per evaluation with the tangent (d + 1 without it at hbar = 0, d + 2 at hbar > 0):
+        # the Laplacian only for hbar > 0 or the tangent, and the tangent's two divergences are one (linearity)
         f, s, g2 = fields(t)
         q = y[0][0]
         dq_hat = -hat_div([(fa - 0.5 * (1.0 + hbar) * g2 * sa) * q for fa, sa in zip(f, s)])

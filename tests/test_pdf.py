@@ -96,3 +96,15 @@ def test_japanese_terms_equations_and_bibliography_are_in_the_text(pages):
     assert "Hirono" in text and re.search(r"^\s*BIBLIOGRAPHY\s*$", text, re.M), "no bibliography"
     for leak in ["object at 0x", "<diffedu.", "IPython.core.display"]:
         assert leak not in text, f"an output printed as a repr: {leak}"
+    unresolved = [m.start() for m in re.finditer(r"\?\?", text)]
+    assert not unresolved, "references printed as ??: " + "; ".join(text[max(0, i - 50):i + 10] for i in unresolved[:3])
+    assert "FRONT MATTER" not in "\n".join(pages[:6]), "the contents page is titled by the first part's caption"
+    assert not re.search(r"^\s*0\.\d+\s+[A-Z][a-z]", text, re.M), "front-matter sections are numbered 0.k"
+    assert not re.search(rf"^\s*{len(CHAPTERS)}\.[1-9]\d\s+[A-Z][a-z]", text, re.M), "back matter numbered as sections"
+    assert re.search(r"Exercise 6\.\d", pages_text_of(pages, "Homework")), "the homework page does not number exercises"
+
+
+def pages_text_of(pages, heading):
+    """The text of the pages from the first one whose running head or title holds ``heading`` on."""
+    start = next(i for i, p in enumerate(pages) if heading.upper() in p.upper() and i > 10)
+    return "\n".join(pages[start:start + 4])

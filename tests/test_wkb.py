@@ -163,30 +163,32 @@ def test_spectral_tangent_matches_wkb_on_the_mixture():
 
 
 def _product_model():
-    """GaussianModel1D in each of two coordinates: q^hbar factorises, log q and its slope add up."""
-    m = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
-    score = lambda x, t: torch.cat([m.score(x[:, :1], t), m.score(x[:, 1:], t)], 1)     # noqa: E731
-    prior = lambda x: m.prior_logp(x[:, :1]) + m.prior_logp(x[:, 1:])                  # noqa: E731
-    return m, score, prior
+    """Two GaussianModel1D (different data variance and score error, one SDE), one per coordinate:
+    q^hbar factorises, so log q and its slope add up; an axis mix-up would show."""
+    a = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
+    b = GaussianModel1D(v0=0.2, eps=-0.2, beta=2.0, T=3.0, prior_var=1.0)
+    score = lambda x, t: torch.cat([a.score(x[:, :1], t), b.score(x[:, 1:], t)], 1)     # noqa: E731
+    prior = lambda x: a.prior_logp(x[:, :1]) + b.prior_logp(x[:, 1:])                  # noqa: E731
+    return (a, b), score, prior
 
 
 def test_spectral_sampler_in_2d_factorises_for_a_product_model():
     from diffedu.fokker_planck import sampler_marginal_spectral
 
-    m, score, prior = _product_model()
-    r = sampler_marginal_spectral(m.sde, score, 0.0, dim=2, prior_logp=prior, cells=64, tangent=True)
+    (a, b), score, prior = _product_model()
+    r = sampler_marginal_spectral(a.sde, score, 0.0, dim=2, prior_logp=prior, cells=64, tangent=True)
     P = r.points
     assert r.q.shape == r.dq_dhbar.shape == (64, 64) and P.shape == (64 * 64, 2)
     assert torch.equal(P[1], torch.stack([r.x[0], r.x[1]])) and torch.equal(P[64], torch.stack([r.x[1], r.x[0]]))
     inner = (P.abs() <= 2.0).all(1)
     h = float(r.x[1] - r.x[0])
-    assert abs(float(r.q.sum()) * h * h - 1.0) < 1e-10
-    exact_logq = m.log_q(P[:, 0], 0.0) + m.log_q(P[:, 1], 0.0)
+    assert abs(float(r.q.sum()) * h * h - 1.0) < 1e-10              # sanity (the spectral divergence has no mean)
+    exact_logq = a.log_q(P[:, 0], 0.0) + b.log_q(P[:, 1], 0.0)
     assert float((r.q.reshape(-1).log() - exact_logq)[inner].abs().max()) < 1e-4
-    exact = m.correction(P[:, 0]) + m.correction(P[:, 1])          # (eq-gauss-exact-slope) in each coordinate
+    exact = a.correction(P[:, 0]) + b.correction(P[:, 1])          # (eq-gauss-exact-slope) in each coordinate
     assert float((r.slope.reshape(-1) - exact)[inner].abs().max()) < 1e-4 * float(exact[inner].abs().max())
-    r = sampler_marginal_spectral(m.sde, score, 0.1, dim=2, prior_logp=prior, cells=64)
-    exact_logq = m.log_q(P[:, 0], 0.1) + m.log_q(P[:, 1], 0.1)
+    r = sampler_marginal_spectral(a.sde, score, 0.1, dim=2, prior_logp=prior, cells=64)
+    exact_logq = a.log_q(P[:, 0], 0.1) + b.log_q(P[:, 1], 0.1)
     assert float((r.q.reshape(-1).log() - exact_logq)[inner].abs().max()) < 1e-4
 
 
@@ -234,7 +236,7 @@ def test_spectral_sampler_rejects_bad_input():
         sampler_marginal_spectral(m.sde, lambda x, t: x[:, 0], cells=64, **kw)
     with pytest.raises(ValueError, match="dim"):
         sampler_marginal_spectral(m.sde, m.score, dim=3, **kw)
-    m2, score2, prior2 = _product_model()
+    (m2, _), score2, prior2 = _product_model()
     with pytest.raises(ValueError, match=r"shape \(1024, 2\) \(2-D\)"):
         sampler_marginal_spectral(m2.sde, lambda x, t: score2(x, t)[:, :1], dim=2, cells=32, prior_logp=prior2)
     with pytest.raises(ValueError, match="prior_logp"):
