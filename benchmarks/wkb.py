@@ -18,7 +18,10 @@ Two jobs (a benchmark, not a test; Chapter 6 loads the table it writes):
     [-8, 8)^2, Fourier-interpolated to the 1000 test points, against the table's WKB slopes; adds
     ``tangent_2d`` (agreement per point, the grid-error estimate, seconds, device) to the JSON.  The arms of
     the roll are about 0.08 wide at t_min, so a converged tangent needs N >= 512: on a CPU that is hours
-    (the network runs on N^2 points at each of thousands of steps); use ``--device cuda``.
+    (the network runs on N^2 points at each of thousands of steps); use ``--device cuda``.  Not yet run
+    to convergence: at N = 48 (CPU) the explicit solve went unstable (54 000 steps, the density at the
+    box's edge); the network's score far from the data, where the prior makes the box reach, sets the
+    step, so try a box fitted to the data (checking the prior's truncation) before a larger N alone.
 ``--dx-study`` the finite-difference method at spacings 0.01, 0.005, 0.0025 on the four 25-Gaussian/simple
     points where it differs most from the exact method; adds ``dx_study`` to the JSON.
 
