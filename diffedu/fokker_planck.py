@@ -494,8 +494,12 @@ class SpectralFP:
     @property
     def points(self) -> torch.Tensor:
         """The grid as rows ``(n**d, d)``, in the order of ``q.reshape(-1)`` (``indexing="ij"``)."""
-        axes = torch.meshgrid(*([self.x] * self.q.dim()), indexing="ij")
-        return torch.stack([a.reshape(-1) for a in axes], dim=1)
+        return _grid_points(self.x, self.q.dim())
+
+    @property
+    def edge(self) -> float:
+        """The largest :math:`|q|` on the box's boundary, relative to the peak of ``q`` (periodic ringing)."""
+        return _boundary_max(self.q) / float(self.q.max())
 
 
 def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 1, half_width: float = 8.0,
@@ -550,23 +554,20 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     h = 2.0 * half_width / cells
     x = -half_width + h * torch.arange(cells, dtype=torch.float64)
     shape = (cells,) * d
-    axes = torch.meshgrid(*([x] * d), indexing="ij")
-    X = torch.stack([a.reshape(-1) for a in axes], dim=1)          # (cells**d, d), rows in q.reshape(-1) order
+    X = _grid_points(x, d)                                          # (cells**d, d), rows in q.reshape(-1) order
     # wave numbers of rfftn: full frequencies on the leading axes, half on the last; the Nyquist mode has
     # no odd derivative on the grid
-    ks = []
+    ks, iks = [], []
     for a in range(d):
         last = a == d - 1
         freq = torch.fft.rfftfreq if last else torch.fft.fftfreq
         k = 2.0 * math.pi * freq(cells, d=h, dtype=torch.float64)      # float64: float32 frequencies cost 1e-8
+        ik = 1j * k
+        ik[-1 if last else cells // 2] = 0.0
         view = [1] * d
         view[a] = -1
         ks.append(k.reshape(view))
-    iks = []
-    for a, k in enumerate(ks):
-        ik = 1j * k.clone()
-        ik.reshape(-1)[-1 if a == d - 1 else cells // 2] = 0.0
-        iks.append(ik)
+        iks.append(ik.reshape(view))
     k2 = sum(k * k for k in ks)
     dims = tuple(range(d))
 
@@ -582,7 +583,7 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     if not isinstance(logp, torch.Tensor) or logp.shape not in ((n,), (n, 1)):
         raise ValueError(f"prior_logp(x) must return a tensor of shape ({n},) for x of shape ({n}, {d})")
     q_T = (logp.reshape(shape).to(torch.float64) - logp.max()).exp()
-    edge = _edge(q_T)
+    edge = _boundary_max(q_T)                                       # q_T peaks at 1 here
     if edge > 1e-12:
         raise ValueError(f"half_width={half_width:g} is too small: the prior at the edge of the box is "
                          f"{edge:.1e} of its peak (needs < 1e-12 on the periodic box)")
@@ -625,16 +626,20 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     y, stats = dopri5(rhs, sde.T, sde.t_min, y0, rtol=rtol, atol=atol, max_steps=1_000_000,
                       name="sampler_marginal_spectral")
     q = y[0][0]
-    peak = float(q.max())
-    if _edge(q.abs()) * float(q.abs().max()) > 1e-8 * peak or float(q.min()) < -1e-8 * peak:
-        warnings.warn(f"the density reaches the edge of the box or turns negative (edge "
-                      f"{_edge(q.abs()) * float(q.abs().max()) / peak:.1e}, min {float(q.min()) / peak:.1e} of the peak): "
-                      "enlarge half_width or cells", RuntimeWarning, stacklevel=2)
-    return SpectralFP(x=x, q=q, dq_dhbar=y[1][0] if tangent else None, nfe=stats.nfe)
+    result = SpectralFP(x=x, q=q, dq_dhbar=y[1][0] if tangent else None, nfe=stats.nfe)
+    low = float(q.min()) / float(q.max())
+    if result.edge > 1e-8 or low < -1e-8:
+        warnings.warn(f"the density reaches the edge of the box or turns negative (edge {result.edge:.1e}, "
+                      f"min {low:.1e} of the peak): enlarge half_width or cells", RuntimeWarning, stacklevel=2)
+    return result
 
 
-def _edge(w: torch.Tensor) -> float:
-    """Largest value of ``w`` on the first and last grid line of every axis, relative to its maximum."""
-    top = float(w.max())
-    faces = [w.select(a, i) for a in range(w.dim()) for i in (0, -1)]
-    return max(float(f.max()) for f in faces) / top
+def _grid_points(x: torch.Tensor, d: int) -> torch.Tensor:
+    """The points of the grid ``x`` x ... x ``x`` (d times) as rows ``(n**d, d)``, ``indexing="ij"`` order."""
+    axes = torch.meshgrid(*([x] * d), indexing="ij")
+    return torch.stack([a.reshape(-1) for a in axes], dim=1)
+
+
+def _boundary_max(w: torch.Tensor) -> float:
+    """The largest ``|w|`` on the first and last grid line of every axis."""
+    return max(float(w.select(a, i).abs().max()) for a in range(w.dim()) for i in (0, -1))

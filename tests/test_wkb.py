@@ -182,6 +182,7 @@ def test_spectral_sampler_in_2d_factorises_for_a_product_model():
     assert torch.equal(P[1], torch.stack([r.x[0], r.x[1]])) and torch.equal(P[64], torch.stack([r.x[1], r.x[0]]))
     inner = (P.abs() <= 2.0).all(1)
     h = float(r.x[1] - r.x[0])
+    assert r.edge < 1e-8                                             # the density stays inside the box
     assert abs(float(r.q.sum()) * h * h - 1.0) < 1e-10              # sanity (the spectral divergence has no mean)
     exact_logq = a.log_q(P[:, 0], 0.0) + b.log_q(P[:, 1], 0.0)
     assert float((r.q.reshape(-1).log() - exact_logq)[inner].abs().max()) < 1e-4
