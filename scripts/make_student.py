@@ -10,10 +10,13 @@ For every notebooks/NN_*.ipynb this writes _build/student/NN_*.ipynb in which
     become the web book's equation numbers linked to the web page (and labelled equations get
     `\\tag{N}`), citations become author–year text, the chapter's reference list is written out,
     other roles and directives become their visible text, links or block quotes;
+  * `{numref}` references to figures become the web book's "Fig. C.K", linked to the figure on
+    the web page, and every figure's caption follows its code cell as "**Fig. C.K.** caption"
+    (plain Jupyter does not show the web book's captions);
   * outputs and execution counts are cleared; the check cells stay.
 It also writes an instructor README and a zip of both (byte-for-byte reproducible).
 
-The equation and exercise numbers are computed from the sources the way Sphinx numbers them for
+The equation, figure and exercise numbers are computed from the sources the way Sphinx numbers them for
 the web book (`math_numfig`, chapters numbered in `_toc.yml`); the web book's address comes from
 `_config.yml` (`html.baseurl`, or the GitHub Pages site of `repository.url`).
 
@@ -150,6 +153,34 @@ def _exercise_headers(text: str):
             yield m.group(3).strip(), opts
 
 
+def figure_names(path: Path) -> list[str | None]:
+    """The name of each numbered figure of a notebook, in order (None for a figure without one).
+
+    Sphinx (`numfig`) numbers the figures of a chapter C as C.1, C.2, ...: here the code cells
+    whose `mystnb.figure` metadata gives a caption, and the `{figure}` directives of the text."""
+    if path.suffix != ".ipynb":
+        return []
+    names: list[str | None] = []
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            fig = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+            if fig and fig.get("caption"):
+                names.append(fig.get("name"))
+        elif cell["cell_type"] == "markdown":
+            lines = _source(cell).splitlines()
+            for i, line in enumerate(lines):
+                m = DIRECTIVE_OPEN.match(line)
+                if m and m.group(2) == "figure":
+                    name = None
+                    for nxt in lines[i + 1:]:
+                        o = OPTION.match(nxt)
+                        if not o:
+                            break
+                        name = o.group(2).strip() if o.group(1) == "name" else name
+                    names.append(name)
+    return names
+
+
 def _anchor(label: str) -> str:
     """The HTML id docutils makes from a label."""
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
@@ -168,6 +199,7 @@ class Book:
         self.docs = toc_documents(yaml.safe_load((root / "_toc.yml").read_text()))
         self.equations: dict[str, tuple[str, str]] = {}     # label -> (docname, number)
         self.exercises: dict[str, str] = {}                 # label -> "C.K"
+        self.figures: dict[str, tuple[str, str]] = {}       # label -> (docname, "C.K")
         self.targets: dict[str, str] = {}                   # `(label)=` -> heading text
         self.titles: dict[str, str] = {}                    # docname -> first heading
         counters: dict[str | None, int] = {}
@@ -187,6 +219,13 @@ class Book:
                 self.equations[label] = (docname, f"{number}.{n}" if number else str(n))
             for m in re.finditer(r"^\(([^()\s]+)\)=[ \t]*\n+#+ (.+)$", whole, re.M):
                 self.targets[m.group(1)] = m.group(2).strip()
+            if number:
+                for k, label in enumerate(figure_names(path), start=1):
+                    if label is None:
+                        continue
+                    if label in self.figures:
+                        raise ValueError(f"figure name {label} defined twice")
+                    self.figures[label] = (docname, f"{number}.{k}")
             if docname.startswith("notebooks/") and re.match(r"\d+_", Path(docname).name):
                 chapter, k = _chapter_of(Path(docname).name), 0
                 for text in texts:
@@ -395,6 +434,12 @@ class Converter:
 
     def _ref(self, role: str, content: str, before: str) -> str:
         text, label = _split_target(content)
+        if label in self.book.figures:
+            doc, number = self.book.figures[label]
+            shown = text.replace("{number}", number).replace("%s", number) if text else f"Fig. {number}"
+            return f"[{shown}]({self.book.page(doc)}#{_anchor(label)})"
+        if role == "numref" and label not in self.book.exercises:
+            raise ValueError(f"{self.docname}: {{numref}} reference to an unknown figure or exercise {label!r}")
         if label in self.book.exercises:
             number = self.book.exercises[label]
             if text:
@@ -622,6 +667,21 @@ def _lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
+def _caption_cell(cell: dict, conv: Converter) -> dict | None:
+    """The Markdown cell "**Fig. C.K.** caption" that follows a figure's code cell in the student edition.
+
+    Plain Jupyter does not show the `mystnb.figure` caption of the web book, so the student edition
+    writes it under the figure, with the web book's number."""
+    fig = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+    if not fig or not fig.get("caption"):
+        return None
+    name = fig.get("name")
+    number = conv.book.figures[name][1] if name in conv.book.figures else None
+    head = f"**Fig. {number}.** " if number else ""
+    return {"cell_type": "markdown", "id": f"{cell.get('id', 'figure')}-caption", "metadata": {},
+            "source": _lines(head + conv.inline(fig["caption"]))}
+
+
 def student_notebook(nb: dict, name: str, book: Book | None = None) -> dict:
     """The student edition of the instructor notebook `nb`, whose file name is `name` (NN_*.ipynb)."""
     book = book or _book()
@@ -637,6 +697,7 @@ def student_notebook(nb: dict, name: str, book: Book | None = None) -> dict:
                 cell["source"] = _lines(text)
                 cells.append(cell)
             continue
+        caption = None
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
             if "solution" in tags:
@@ -644,9 +705,13 @@ def student_notebook(nb: dict, name: str, book: Book | None = None) -> dict:
                 cell["metadata"]["tags"] = [t for t in tags if t != "solution"] + ["stub"]
             elif conv.inside_solution:
                 raise ValueError(f"untagged code cell {cell.get('id')} inside a solution block")
+            else:
+                caption = _caption_cell(cell, conv)
         elif conv.inside_solution:
             continue
         cells.append(cell)
+        if caption:
+            cells.append(caption)
     if conv.inside_solution:
         raise ValueError("a solution block is never closed")
     out["cells"] = cells
@@ -661,8 +726,9 @@ integrals* with the exercise solutions removed:
 * every solution code cell is replaced by a stub (`# YOUR CODE HERE` / `raise NotImplementedError()`);
 * the written solutions are removed; every exercise statement stays, headed **Exercise C.K (title)**
   as in the web book;
-* the text is plain Markdown (JupyterLab, Colab and VS Code render it): equation numbers and
-  citations are those of the web book, and equation references link to it ({url});
+* the text is plain Markdown (JupyterLab, Colab and VS Code render it): equation and figure
+  numbers and citations are those of the web book, equation and figure references link to it
+  ({url}), and each figure's caption is written under its code cell;
 * the check cell after each exercise stays: it calls a function of `diffedu.checks`, which
   computes its own reference and tells the student whether the answer is right, with a hint
   when it is not (it never reveals the reference value).

@@ -125,3 +125,25 @@ def test_every_figure_has_a_number_a_caption_and_an_alt_text():
                 assert 30 <= len(alt) <= 300 and "$" not in alt and "\\" not in alt, f"{where}: alt text {alt!r}"
     assert len(names) == len(set(names)), "figure names must be unique across the book"
     assert len(names) >= 29
+
+
+def test_the_text_refers_to_every_figure_by_its_number():
+    """Every figure is cited in the prose of its chapter with {numref} (so the reader, the PDF and the student
+    edition know which "Fig. C.K" a sentence means), and every {numref} names a figure of the book."""
+    figures = {}
+    for path in CHAPTERS:
+        for cell in _load(path)["cells"]:
+            fig = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+            if fig:
+                figures[fig["name"]] = path.name
+    assert len(figures) >= 29
+    cited = {}
+    for path in CHAPTERS:
+        for cell in _load(path)["cells"]:
+            if cell["cell_type"] == "markdown":
+                for target in re.findall(r"\{numref\}`(?:[^`<]*<)?([^`>]+)>?`", _source(cell)):
+                    cited.setdefault(target, set()).add(path.name)
+    unknown = sorted(t for t in cited if t.startswith("fig-") and t not in figures)
+    assert not unknown, f"{{numref}} to figures that do not exist: {unknown}"
+    missing = sorted(f"{name} ({nb})" for name, nb in figures.items() if nb not in cited.get(name, ()))
+    assert not missing, f"figures never cited by {{numref}} in their own chapter: {missing}"

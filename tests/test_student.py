@@ -303,6 +303,62 @@ def test_equation_numbers_and_links():
     assert same and cross
 
 
+def _figures(nb):
+    """(name, caption, cell id) of each figure code cell of an instructor notebook, in order: Fig. C.1, C.2, ..."""
+    return [(f["name"], f["caption"], c.get("id")) for c in nb["cells"] if c["cell_type"] == "code"
+            for f in [c.get("metadata", {}).get("mystnb", {}).get("figure")] if f]
+
+
+FIG_LINK = re.compile(r"\[Fig\. (\d+\.\d+)\]\((\S+?)notebooks/(\d\d_\w+)\.html#(fig-[\w-]+)\)")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_every_figure_is_followed_by_its_numbered_caption(path):
+    """Plain Jupyter does not show the web book's captions: the student edition writes each one, numbered, under
+    its figure's code cell, with the caption's own markup converted."""
+    nb, student = _pair(path)
+    figures = _figures(nb)
+    assert figures
+    cells = student["cells"]
+    where = {c.get("id"): i for i, c in enumerate(cells)}
+    for k, (name, caption, cid) in enumerate(figures, start=1):
+        nxt = cells[where[cid] + 1]
+        assert nxt["cell_type"] == "markdown", f"{path.name}: no caption under {name}"
+        text = _src(nxt)
+        head = f"**Fig. {_chapter(path)}.{k}.** "
+        assert text.startswith(head), f"{path.name}: {name} is captioned {text[:30]!r}, expected {head!r}"
+        words = re.sub(r"\{\w+\}`([^`]*)`", r"\1", caption).split()
+        assert text[len(head):].split()[:6] == words[:6], (name, text[:80])
+        assert text.split()[-1] == words[-1], (name, text[-60:])
+
+
+def test_figure_references_become_numbered_links():
+    """Each {numref} of the text outside the solutions becomes "[Fig. C.K](web page#fig-name)", with the number
+    counted here from the instructor notebooks (Sphinx numbers the figures of chapter C in order)."""
+    numbers = {name: (path.stem, f"{_chapter(path)}.{k}") for path in CHAPTERS
+               for k, (name, _c, _id) in enumerate(_figures(json.loads(path.read_text())), start=1)}
+    total = 0
+    for path in CHAPTERS:
+        nb, student = _pair(path)
+        text = "\n".join(_student_markdown(student))
+        links = FIG_LINK.findall(text)
+        refs = sum(len(re.findall(r"\{numref\}`", _src(c))) for c in nb["cells"] if c["cell_type"] == "markdown")
+        in_solutions = sum(len(re.findall(r"\{numref\}`", ln)) for ln in _solution_region_lines(nb))
+        assert len(links) == refs - in_solutions > 0, path.name
+        for number, base, page, name in links:
+            assert base == _site_url()
+            assert numbers[name] == (page, number), (name, page, number)
+        total += len(links)
+    assert total >= len(numbers)
+
+
+def test_a_numref_to_an_unknown_figure_is_refused():
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "id": "a", "source": "See {numref}`fig-no-such-figure`."}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    with pytest.raises(ValueError, match="fig-no-such-figure"):
+        make_student.student_notebook(nb, "01_ito_processes.ipynb")
+
+
 def test_chapter_numbers_follow_the_toc():
     import yaml
 

@@ -101,3 +101,42 @@ def test_homework_page_links_the_student_zip():
             assert any("stub" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]), path.name
             markdown = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
             assert f"**Exercise {int(path.name[:2])}.1 " in markdown, path.name
+
+
+FIGURE = re.compile(r'<figure class="[^"]*" id="(fig-[\w-]+)">.*?<span class="caption-number">Fig\. ([\d.]+) </span>', re.S)
+NUMREF = re.compile(r'<a class="reference internal" href="([^"#]*)#(fig-[\w-]+)"><span class="std std-numref">Fig\. ([\d.]+)</span></a>')
+
+
+@pytest.fixture(scope="module")
+def site_figures():
+    """figure id -> (page, "C.K") read from the captions of every built chapter page."""
+    found = {}
+    for path in CHAPTERS:
+        page = SITE / "notebooks" / f"{path.stem}.html"
+        if not page.exists():
+            pytest.fail("the book is not built: run `make book` (or `make test`) first")
+        for name, number in FIGURE.findall(page.read_text()):
+            found[name] = (f"notebooks/{path.stem}", number)
+    assert len(found) >= 29
+    return found
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_figure_numbers_match_the_web_book(path, site_figures):
+    """The student edition's captions and figure links carry the numbers the web book shows, and the web book's
+    own {numref} links show the number of the figure they point at."""
+    book = make_student.Book()
+    student = make_student.student_notebook(json.loads(path.read_text()), path.name, book)
+    text = "\n".join(_src(c) for c in student["cells"] if c["cell_type"] == "markdown")
+    page = f"notebooks/{path.stem}"
+    heads = re.findall(r"^\*\*Fig\. ([\d.]+)\.\*\* ", text, re.M)
+    assert heads == [n for p, n in site_figures.values() if p == page], path.name
+    links = re.findall(r"\[Fig\. ([\d.]+)\]\((\S+?)#(fig-[\w-]+)\)", text)
+    assert links
+    for number, url, name in links:
+        assert (f"{book.url}{site_figures[name][0]}.html", site_figures[name][1]) == (url, number), name
+    shown = NUMREF.findall((SITE / f"{page}.html").read_text())
+    assert len(shown) >= len(heads), f"{path.name}: {len(shown)} figure references on the web page"
+    for href, name, number in shown:
+        assert site_figures[name][1] == number, (name, number)
+        assert href == "" or site_figures[name][0].endswith(Path(href).stem), (name, href)
