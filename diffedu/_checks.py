@@ -22,7 +22,8 @@ def _slack(t, high: float) -> float:
     """Round-off allowed at the ends of ``[low, high]``: 1e-9, or a few ulps of ``t``'s dtype (float32 rounds
     0.999 to 0.99900001)."""
     if isinstance(t, torch.Tensor) and t.is_floating_point():
-        return max(_TIME_SLACK, 4 * torch.finfo(t.dtype).eps * max(1.0, abs(high)))
+        # an infinite upper end (a schedule without a pole) must not make the slack infinite
+        return max(_TIME_SLACK, 4 * torch.finfo(t.dtype).eps * max(1.0, abs(high) if math.isfinite(high) else 1.0))
     return _TIME_SLACK
 
 

@@ -162,6 +162,39 @@ def weight_path(data: str, schedule: str) -> Path:
     return WEIGHTS / f"{data}_{schedule}.pt"
 
 
+def flow_path():
+    """The path of the shipped flow-matching model (Chapter 7): ``Interpolant.linear(T=0.999, t_min=0.001)``."""
+    from .flows import Interpolant
+
+    return Interpolant.linear(T=0.999, t_min=1e-3)
+
+
+def load_flow(data: str = "swiss_roll", *, device=None) -> ScoreMLP:
+    """The shipped flow-matching model for ``data``: a :class:`ScoreMLP` whose output is the velocity
+    :math:`v_\\theta(x, t)` of the linear path (:func:`flow_path`, attached as ``model.path``), trained with the
+    score models' recipe (``scripts/train_weights.py --flow``), in eval mode, with ``model.info``.
+
+    Raises ``ValueError`` for an unknown ``data`` and ``FileNotFoundError`` if the weights are missing.
+    """
+    device = _checks.device(device)
+    _checks.choice(data, "data", DATA_NAMES)
+    path = WEIGHTS / f"{data}_flow.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"no weights at {path.name}; run `python scripts/train_weights.py --flow {data}`")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = ScoreMLP(dim=2)
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    model.path = flow_path()
+    info_path = path.with_suffix(".json")
+    model.info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    if device is not None:
+        model.to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def load_pretrained(data: str, schedule: str, *, device=None) -> ScoreMLP:
     """The shipped score model for ``data`` in {swiss_roll, gaussian_grid} and ``schedule`` in
     {simple, cosine}, in eval mode, with ``model.sde`` (its forward SDE) and ``model.info``

@@ -159,6 +159,9 @@ def reverse_action(path, ts, drift, g, score, rule: str = "reverse_ito") -> torc
         action += ((dx / eps - f) ** 2).sum(1) * eps / (2 * gk**2)
         if div is not None:
             action -= b * eps * div
+    if not bool(torch.isfinite(action).all()):
+        raise ValueError("the reverse action overflows float64: the drift f - g^2 s is too large on these paths "
+                         "(check g and the score's scale)")
     return action
 
 

@@ -1,4 +1,4 @@
-r"""Denoising score matching (book: Chapter 3, {eq}`eq-dsm-loss`).
+r"""Denoising score matching (book: Chapter 3, {eq}`eq-dsm-loss`) and flow matching (Chapter 7).
 
 The loss is the :math:`g^2`-weighted ("likelihood-weighted") denoising objective
 
@@ -7,6 +7,8 @@ The loss is the :math:`g^2`-weighted ("likelihood-weighted") denoising objective
 
 estimated by the mean over the batch (the :math:`1/d` makes it the mean over the coordinates), as in Hirono, Tanaka & Fukushima (2024).
 Batches are drawn epoch by epoch without replacement, dropping the remainder.
+:func:`train_flow_matching` runs the same loop on the flow-matching loss :func:`fm_loss` of an
+interpolant (:class:`diffedu.flows.Interpolant`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
     ``data`` is the training set ``(N, d)`` (``N >= batch_size``); times are uniform on
     ``[sde.t_min, sde.T]``; every random draw comes from ``generator``, so a seed (and the
     model's initial weights) fixes the result.  ``progress`` prints a one-line progress bar.
+    ``lr`` lies in (0, 10].
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -82,11 +85,19 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
         raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
     if sde.t_min <= 0:
         raise ValueError("sde.t_min must be > 0 for score matching (the target z / sigma diverges at t = 0)")
+    return _fit("train_dsm", model, data, sde, steps, batch_size, lr, generator, progress, log_every,
+                lambda x0, t, z: _dsm_loss(model, x0, sde, t, z))
+
+
+def _fit(name, model, data, sde, steps, batch_size, lr, generator, progress, log_every, batch_loss):
+    """The training loop shared by :func:`train_dsm` and :func:`train_flow_matching`: Adam on ``batch_loss(x0, t, z)``,
+    batches drawn epoch by epoch without replacement, t uniform on [sde.t_min, sde.T], then z, all from ``generator``."""
     steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
     batch_size = _checks.positive_int(batch_size, "batch_size")
     if batch_size > data.shape[0]:
         raise ValueError(f"batch_size must be <= the number of data points {data.shape[0]}, got {batch_size}")
-    lr = _checks.real(lr, "lr", low=0.0, low_open=True)
+    # Adam with lr > 10 only diverges, and lr > 3e38 does not fit the float32 update at all
+    lr = _checks.real(lr, "lr", low=0.0, low_open=True, high=10.0)
     _checks.generator(generator)
     _checks.flag(progress, "progress")
     log_every = _checks.positive_int(log_every, "log_every")
@@ -102,14 +113,14 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
         t = sde.t_min + (sde.T - sde.t_min) * torch.rand(batch_size, generator=generator, dtype=torch.float64)
         z = randn(x0.shape, generator=generator, device=data.device, dtype=data.dtype)
         try:
-            loss = _dsm_loss(model, x0, sde, t.to(data.device), z)
+            loss = batch_loss(x0, t.to(data.device), z)
         except ValueError as err:
             if step > 0 and "non-finite" in str(err):
-                raise FloatingPointError(f"train_dsm: the network's output became non-finite at step {step + 1} "
+                raise FloatingPointError(f"{name}: the network's output became non-finite at step {step + 1} "
                                          f"(lr = {lr:g}); lower lr (Adam's usual range is 1e-4 to 1e-2)") from err
             raise
         if not bool(torch.isfinite(loss)):
-            raise FloatingPointError(f"train_dsm: the loss became non-finite at step {step + 1} (lr = {lr:g}); "
+            raise FloatingPointError(f"{name}: the loss became non-finite at step {step + 1} (lr = {lr:g}); "
                                      "lower lr (Adam's usual range is 1e-4 to 1e-2)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -125,3 +136,71 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
     if progress:
         sys.stdout.write("\n")
     return losses
+
+
+# --- flow matching (Chapter 7) --------------------------------------------------------------------
+
+def _path(path):
+    from .flows import Interpolant
+
+    if not isinstance(path, Interpolant):
+        raise TypeError(f"path must be a diffedu.flows.Interpolant (Interpolant.vp(...), Interpolant.linear()), "
+                        f"got {type(path).__name__}")
+    return path
+
+
+def fm_loss(model, x0: torch.Tensor, path, t: torch.Tensor, z: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    r"""The conditional flow-matching loss {eq}`eq-fm-loss` of a batch: the mean over the batch and the coordinates of
+    :math:`\|v_\theta(x_t, t) - (\dot\alpha_t x_0 + \dot\sigma_t z)\|^2/d` with :math:`x_t = \alpha_t x_0 + \sigma_t z`
+    (``t`` shape ``(n,)`` in ``[0, path.T]``, ``z`` like ``x0``).  Its minimiser over all fields is the marginal
+    velocity.  On the VP path, with :math:`v_\theta = f - \tfrac12 g^2 s_\theta`, each sample's loss is
+    :math:`g^2/4` times its :func:`dsm_loss`: flow matching is score matching with the weight :math:`g^4/4`.
+    ``reduction="none"`` returns the per-sample losses ``(n,)``.
+    """
+    _checks.choice(reduction, "reduction", ("mean", "none"))
+    _checks.callable_(model, "model", _MODEL)
+    x0 = _checks.batch(x0, "x0")
+    _checks.model_dim(model, x0.shape[1], "model", "x0")
+    path = _path(path)
+    z = _checks.batch(z, "z")
+    if z.shape != x0.shape:
+        raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.shape[0] != x0.shape[0]:
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must be a tensor of shape (n,) = ({x0.shape[0]},), got {got}")
+    t = _checks.scalar_time(t, "t", low=0.0, high=path.T)
+    path._vp_positive(t)
+    return _fm_loss(model, x0, path, t.to(x0.device), z, reduction)
+
+
+def _fm_loss(model, x0, path, t, z, reduction="mean"):
+    a, s, da, ds = (c.to(x0.dtype)[:, None] for c in path._coefficients(t.to(torch.float64)))
+    xt = a * x0 + s * z
+    v = _checks.call(model, "model", _MODEL, xt, t.to(x0.dtype))
+    if not isinstance(v, torch.Tensor) or v.shape != x0.shape:
+        got = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+        raise ValueError(f"model must return a tensor of shape {tuple(x0.shape)} ({_MODEL}), got {got}")
+    if not bool(torch.isfinite(v.detach()).all()):
+        raise ValueError("model returned non-finite values (NaN or inf)")
+    per_sample = ((v - (da * x0 + ds * z)) ** 2).mean(1)
+    return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def train_flow_matching(model: torch.nn.Module, data: torch.Tensor, path, steps: int, batch_size: int = 512,
+                        lr: float = 1e-3, generator: torch.Generator | None = None, *, progress: bool = True,
+                        log_every: int = 100) -> torch.Tensor:
+    r"""Train the velocity network ``model(x, t)`` in place with Adam on :func:`fm_loss`; returns the per-step losses.
+
+    The loop, the batches and the random draws are those of :func:`diffedu.train_dsm` (times uniform on
+    ``[path.t_min, path.T]``), so a seed fixes the result.  The linear path allows ``path.t_min = 0`` (its target
+    :math:`z - x_0` stays finite); the VP path needs ``t_min > 0`` (its :math:`\dot\sigma` diverges at 0).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    data = _checks.batch(data, "data")
+    _checks.model_dim(model, data.shape[1], "model", "data")
+    path = _path(path)
+    if path.kind == "vp" and path.t_min <= 0:
+        raise ValueError("path.t_min must be > 0 for flow matching on the VP path (the target's sigma' diverges at 0)")
+    return _fit("train_flow_matching", model, data, path, steps, batch_size, lr, generator, progress, log_every,
+                lambda x0, t, z: _fm_loss(model, x0, path, t, z))
