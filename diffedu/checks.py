@@ -466,3 +466,85 @@ def check_gibbs_crossing(hbar_c, nll_at_c) -> bool:
     if abs(nc - m.nll(hc)) > 1e-4 or nc < entropy:
         _fail("nll_at_c is not the exact NLL at hbar_c", "use GaussianModel1D(...).nll(hbar_c).")
     return _ok(f"the line crosses the entropy at hbar = {hc:.3f}, where the exact NLL is still {nc - entropy:.3f} above it")
+
+
+# --- Chapter 7 ------------------------------------------------------------------------------------
+def _call_answer(fn, name: str, *args):
+    try:
+        return fn(*args)
+    except Exception as err:                       # noqa: BLE001 — the student's function failed
+        raise AssertionError(f"✘ {name} raised {type(err).__name__}: {err}") from None
+
+
+def check_linear_velocity(linear_velocity) -> bool:
+    r"""Exercise ``ex-linear-velocity``: :math:`v = -x/(1-t) - \tfrac{t}{1-t}\,s` for the linear path."""
+    fn = _function(linear_velocity, "linear_velocity", "(x, t, score) -> tensor like x")
+    gen = make_generator(_SEED)
+    x = torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    s = torch.randn(7, 2, generator=gen, dtype=torch.float64)
+    for t in (0.1, 0.5, 0.9):
+        out = _tensor(_call_answer(fn, "linear_velocity", x.clone(), t, s.clone()), "linear_velocity(x, t, score)", (7, 2))
+        want = -x / (1 - t) - t / (1 - t) * s
+        if not torch.allclose(out, want, rtol=1e-6, atol=1e-8):
+            if torch.allclose(out, -x / (1 - t) - 2 * t / (1 - t) * s, rtol=1e-6, atol=1e-8):
+                _fail(f"at t = {t} the score term is twice too large", "v = (alpha'/alpha) x - g^2 s / 2: mind the 1/2.")
+            _fail(f"at t = {t} the velocity is not the linear path's", "alpha'/alpha = -1/(1-t), g^2 = 2t/(1-t).")
+    return _ok("the marginal velocity of the linear path from the score, at three times")
+
+
+def check_bridge_covariance(bridge_cov) -> bool:
+    r"""Exercise ``ex-bridge-covariance``: :math:`c = 2v_0v_1/(\varepsilon + \sqrt{\varepsilon^2 + 4v_0v_1})`."""
+    fn = _function(bridge_cov, "bridge_cov", "(v0, v1, eps) -> number")
+    for v0, v1, eps in ((0.25, 0.5, 0.0), (0.25, 0.5, 0.5), (1.0, 2.0, 3.0), (1.0, 1.0, 1e7), (0.3, 0.7, 1e8)):
+        c = _number(_call_answer(fn, "bridge_cov", v0, v1, eps), "bridge_cov(v0, v1, eps)")
+        want = 2 * v0 * v1 / (eps + math.sqrt(eps * eps + 4 * v0 * v1))
+        if not abs(c - want) <= 1e-12 * want:
+            if c < 0:
+                _fail(f"bridge_cov({v0}, {v1}, {eps}) is negative", "take the root with c > 0: the kernel correlates the ends.")
+            if eps >= 1e6 and abs(c - want) < 1e-3 * want:
+                _fail(f"bridge_cov({v0}, {v1}, {eps:g}) loses digits", "(-eps + sqrt(eps^2 + 4 v0 v1)) / 2 cancels for large "
+                      "eps: multiply numerator and denominator by eps + sqrt(...).")
+            _fail(f"bridge_cov({v0}, {v1}, {eps:g}) does not solve c^2 + eps c = v0 v1", "equate the cross terms x0 x1 of "
+                  "log pi: c / (v0 v1 - c^2) = 1 / eps.")
+    return _ok("c solves c^2 + eps c = v0 v1 to round-off, from eps = 0 to 1e8")
+
+
+def check_sinkhorn_plain(sinkhorn_plain) -> bool:
+    """Exercise ``ex-sinkhorn-plain``: the plain Sinkhorn iteration, against the log-domain solver."""
+    from .bridges import sinkhorn_bridge
+    from .fokker_planck import Grid
+
+    fn = _function(sinkhorn_plain, "sinkhorn_plain", "(mu, nu, x, eps, sweeps) -> tensor (n, n)")
+    grid = Grid(-5.0, 5.0, 90)
+    x = grid.axes[0]
+    mu = torch.exp(-(x + 1.0) ** 2 / 0.5) + 0.5 * torch.exp(-(x - 1.5) ** 2 / 0.2)
+    mu = mu / mu.sum()
+    nu = torch.exp(-(x - 0.5) ** 2 / 1.2)
+    nu = nu / nu.sum()
+    pi = _tensor(_call_answer(fn, "sinkhorn_plain", mu.clone(), nu.clone(), x.clone(), 0.7, 300),
+                 "sinkhorn_plain(mu, nu, x, eps, sweeps)", (90, 90))
+    if float((pi.sum(0) - nu).abs().sum()) > 1e-8:
+        _fail("the coupling's second marginal is not nu", "end each sweep with b = nu / (K^T a).")
+    if float((pi.sum(1) - mu).abs().sum()) > 1e-6:
+        _fail("the coupling's first marginal is not mu after 300 sweeps", "a = mu / (K b), then b = nu / (K^T a).")
+    ref = sinkhorn_bridge(mu, nu, grid, 0.7, tol=1e-12).coupling
+    if float((pi - ref).abs().max()) > 1e-8 * float(ref.max()):
+        _fail("the coupling has the right marginals but is not the Schrödinger coupling",
+              "the kernel is exp(-(x_j - x_i)^2 / (2 eps)).")
+    return _ok("the coupling matches both marginals and the log-domain solver")
+
+
+def check_ddim_noise(ddim_noise_var, hbar_equiv) -> bool:
+    r"""Exercise ``ex-ddim-eta``: DDIM's noise variance and its :math:`\hbar = \eta^2`."""
+    fn = _function(ddim_noise_var, "ddim_noise_var", "(alpha, sigma, alpha_next, sigma_next, eta) -> number")
+    for a, s, a2, s2, eta in ((0.5, math.sqrt(0.75), 0.6, 0.8, 0.3), (0.2, math.sqrt(0.96), 0.4, math.sqrt(0.84), 1.0)):
+        out = _number(_call_answer(fn, "ddim_noise_var", a, s, a2, s2, eta), "ddim_noise_var(...)")
+        want = eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2)
+        if abs(out - want) > 1e-10 * max(1.0, want):
+            _fail("ddim_noise_var is not eta^2 (sigma'^2 / sigma^2)(1 - alpha^2 / alpha'^2)",
+                  "DDIM's alpha-bar is our alpha^2; mind which time is the next one.")
+    h = _number(hbar_equiv, "hbar_equiv")
+    if abs(h - 0.64) > 2e-3:
+        _fail(f"hbar_equiv = {h:.4f} is not the limit of varsigma^2 / (g^2 dt)", "g^2 = beta(t) for the VP path; "
+              "use a tiny dt such as 1e-6.")
+    return _ok(f"DDIM's noise variance, and hbar_equiv = {h:.4f}: eta = 0.8 is the hbar = 0.64 sampler")

@@ -530,3 +530,72 @@ def wkb_explorer(hbar: float = 0.5, eps: float = 0.05):
 
     controls = {"hbar": w.FloatSlider(value=hbar, min=0.0, max=1.0, step=0.1, description="ħ")}
     return _live(lambda hbar: wkb_frame(hbar, eps), controls)
+
+
+# --- Schrödinger bridges (Chapter 7) --------------------------------------------------------------
+BRIDGE_EPS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+_BRIDGE_CACHE = {}
+
+
+def bridge_problem(eps: float = 0.1, cells: int = 200):
+    r"""The Schrödinger bridge of Chapter 7's explorer: from the bimodal :math:`p_0 = 0.3\,N(-1.5, 0.3^2) +
+    0.7\,N(1, 0.4^2)` to :math:`p_1 = N(0, 0.6)` with reference noise ``eps``, on ``cells`` cells of [-4, 4].
+    Returns ``(grid, p0, p1, bridge, T)`` with ``T`` the monotone map (cached)."""
+    import math
+
+    from .bridges import monotone_map, sinkhorn_bridge
+    from .fokker_planck import Grid
+
+    key = (float(_checks.real(eps, "eps", low=1e-3, high=100.0)), int(cells))
+    if key not in _BRIDGE_CACHE:
+        grid = Grid(-4.0, 4.0, cells)
+        mix = GaussianMixture([0.3, 0.7], [[-1.5], [1.0]], [0.3, 0.4])
+        p0 = mix.log_prob(grid.points()).exp()
+        p1 = grid.density(lambda x: -x[:, 0] ** 2 / (2 * 0.6) - 0.5 * math.log(2 * math.pi * 0.6))
+        bridge = sinkhorn_bridge(p0, p1, grid, key[0], tol=1e-9)
+        _BRIDGE_CACHE[key] = (grid, p0, p1, bridge, monotone_map(p0, p1, grid))
+    return _BRIDGE_CACHE[key]
+
+
+def bridge_frame(eps: float = 0.1, *, paths: int = 40, seed: int = 0):
+    """One frame of :func:`bridge_explorer`: bridge paths with the straight optimal-transport paths, and the coupling."""
+    grid, p0, p1, bridge, T = bridge_problem(eps)
+    ts = torch.linspace(0.0, 1.0, 81, dtype=torch.float64)
+    x = bridge.sample(paths, ts, make_generator(seed))
+    xc = grid.axes[0]
+    fig, axes = new_figure(ncols=2, width=4.2, height=3.4)
+    ax = axes[0, 0]
+    for i in range(paths):
+        ax.plot(ts, x[:, i], lw=0.7, alpha=0.7, color=COLORS["milstein"])
+    for x0 in (-1.8, -1.2, 0.6, 1.0, 1.5):
+        j = int(torch.argmin((xc - x0).abs()))
+        ax.plot([0, 1], [float(xc[j]), float(T[j])], "--", color="black", lw=1.0)
+    ax.plot([], [], "--", color="black", lw=1.0, label="optimal transport (ε → 0)")
+    ax.set_xlabel("$t$"); ax.set_ylabel("$x$"); ax.set_ylim(-3.2, 3.2)
+    ax.legend(fontsize=7, loc="lower left"); ax.set_title(f"bridge paths, $\\varepsilon$ = {eps:g}")
+    ax = axes[0, 1]
+    pi = bridge.coupling / (grid.h[0] ** 2)
+    ax.imshow(pi.T.numpy(), origin="lower", extent=[-4, 4, -4, 4], cmap="Blues", aspect="equal",
+              vmax=float(pi.max()))
+    ax.plot(xc, T, color="black", lw=1.0, label="monotone map $T$")
+    ax.set_xlim(-3.2, 3.2); ax.set_ylim(-3.2, 3.2)
+    ax.set_xlabel("$x_0$"); ax.set_ylabel("$x_1$"); ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("coupling $\\pi(x_0, x_1)$")
+    return fig
+
+
+def bridge_explorer(eps: float = 0.1):
+    """Slide the reference noise eps (log scale, 0.01 ... 3): the bridge's paths and its coupling, from the
+    optimal-transport limit to independent ends.
+
+    Static (``DIFFEDU_STATIC=1``): frames at eps = 0.01, 0.03, 0.1, 0.3, 1, 3.  Live: an ipywidgets slider.
+    """
+    if is_static():
+        return StaticExplorer(lambda eps: bridge_frame(eps), {"eps": list(BRIDGE_EPS)}, {"eps": eps},
+                              {"eps": "ε"}, alt="Sample paths of the Schrödinger bridge between a bimodal and a "
+                                                "Gaussian density, and its coupling, for the chosen noise level")
+    import ipywidgets as w
+
+    controls = {"eps": w.SelectionSlider(options=list(BRIDGE_EPS), value=eps, description="ε")}
+    return _live(lambda eps: bridge_frame(eps), controls)
+

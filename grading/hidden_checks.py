@@ -463,6 +463,74 @@ def gibbs_crossing(get, rng):
     return "the crossing of the first-order line with the entropy, and the exact NLL there"
 
 
+# --- Chapter 7 -----------------------------------------------------------------------------------
+def linear_velocity(get, rng):
+    fn = _function(get("linear_velocity"), "linear_velocity")
+    for _ in range(4):
+        n, d = int(torch.randint(2, 20, (), generator=rng)), int(torch.randint(1, 4, (), generator=rng))
+        x = 3 * torch.randn(n, d, generator=rng, dtype=F64)
+        s = 3 * torch.randn(n, d, generator=rng, dtype=F64)
+        t = _uniform(rng, 0.01, 0.995)
+        out = _tensor(_call(fn, "linear_velocity", x.clone(), t, s.clone()), "linear_velocity(x, t, score)", (n, d))
+        want = -x / (1 - t) - t / (1 - t) * s
+        if not torch.allclose(out, want, rtol=1e-9, atol=1e-9):
+            raise Wrong(f"at t = {t:.4f} on {n} random points in {d}-D the velocity is not -x/(1-t) - t s/(1-t) "
+                        f"(largest difference {float((out - want).abs().max()):.3g})")
+    return "the linear path's velocity at random points, dimensions and times"
+
+
+def bridge_covariance(get, rng):
+    fn = _function(get("bridge_cov"), "bridge_cov")
+    cases = [(_uniform(rng, 0.01, 5.0), _uniform(rng, 0.01, 5.0), 10 ** _uniform(rng, -6.0, 8.0)) for _ in range(6)]
+    cases += [(_uniform(rng, 0.01, 5.0), _uniform(rng, 0.01, 5.0), 0.0)]
+    for v0, v1, eps in cases:
+        c = _number(_call(fn, "bridge_cov", v0, v1, eps), "bridge_cov(v0, v1, eps)")
+        want = 2 * v0 * v1 / (eps + math.sqrt(eps * eps + 4 * v0 * v1))
+        if not abs(c - want) <= 1e-12 * want:
+            raise Wrong(f"bridge_cov({v0:.4g}, {v1:.4g}, {eps:.4g}) = {c:.15g} does not solve c^2 + eps c = v0 v1 to "
+                        "1e-12 relative")
+    return "c at random variances and eps from 1e-6 to 1e8 (and 0), to 1e-12"
+
+
+def _sinkhorn_reference(mu, nu, x, eps, sweeps):
+    logk = -(x[None, :] - x[:, None]) ** 2 / (2 * eps)
+    log_b = torch.zeros_like(nu)
+    for _ in range(sweeps):
+        log_a = torch.log(mu) - torch.logsumexp(logk + log_b[None, :], 1)
+        log_b = torch.log(nu) - torch.logsumexp(logk + log_a[:, None], 0)
+    return torch.exp(log_a[:, None] + logk + log_b[None, :])
+
+
+def sinkhorn_plain(get, rng):
+    fn = _function(get("sinkhorn_plain"), "sinkhorn_plain")
+    n = int(torch.randint(40, 90, (), generator=rng))
+    x = torch.linspace(-4.0, 4.0, n, dtype=F64)
+    mu = torch.rand(n, generator=rng, dtype=F64) + 0.05
+    nu = torch.exp(-(x - _uniform(rng, -1.0, 1.0)) ** 2 / _uniform(rng, 0.5, 3.0)) + 1e-3
+    mu, nu = mu / mu.sum(), nu / nu.sum()
+    eps, sweeps = _uniform(rng, 0.3, 2.0), int(torch.randint(3, 30, (), generator=rng))
+    out = _tensor(_call(fn, "sinkhorn_plain", mu.clone(), nu.clone(), x.clone(), eps, sweeps),
+                  "sinkhorn_plain(mu, nu, x, eps, sweeps)", (n, n))
+    want = _sinkhorn_reference(mu, nu, x, eps, sweeps)
+    if not torch.allclose(out, want, rtol=1e-8, atol=1e-12):
+        raise Wrong(f"after {sweeps} sweeps on {n} random masses (eps = {eps:.3f}) the coupling differs from "
+                    f"Sinkhorn's (largest difference {float((out - want).abs().max()):.3g}); start from b = 1, update a "
+                    "then b once per sweep")
+    return f"the coupling after {sweeps} sweeps on random masses, sweep by sweep"
+
+
+def ddim_eta(get, rng):
+    fn = _function(get("ddim_noise_var"), "ddim_noise_var")
+    for _ in range(4):
+        a2, a = sorted([_uniform(rng, 0.05, 0.95), _uniform(rng, 0.05, 0.95)], reverse=True)   # alpha_next > alpha
+        s, s2 = math.sqrt(1 - a * a), math.sqrt(1 - a2 * a2)
+        eta = _uniform(rng, 0.0, 1.0)
+        out = _number(_call(fn, "ddim_noise_var", a, s, a2, s2, eta), "ddim_noise_var(...)")
+        _close(out, eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2), rel=1e-10, what="ddim_noise_var")
+    _close(_number(get("hbar_equiv"), "hbar_equiv"), 0.64, rel=1e-4, what="hbar_equiv")
+    return "DDIM's noise variance at random steps, and hbar = eta^2 = 0.64"
+
+
 # label -> (points, names the exercise asks for, check)
 EXERCISES = {
     "ex-ito-w3": (1, ("lhs", "rhs"), ito_w3),
@@ -489,6 +557,10 @@ EXERCISES = {
     "ex-gauss-slope-sign": (1, ("slopes",), gauss_slope_sign),
     "ex-score-tmin": (1, ("sigma0", "H0"), score_tmin),
     "ex-gibbs-crossing": (1, ("hbar_c", "nll_at_c"), gibbs_crossing),
+    "ex-linear-velocity": (1, ("linear_velocity",), linear_velocity),
+    "ex-bridge-covariance": (1, ("bridge_cov",), bridge_covariance),
+    "ex-sinkhorn-plain": (1, ("sinkhorn_plain",), sinkhorn_plain),
+    "ex-ddim-eta": (1, ("ddim_noise_var", "hbar_equiv"), ddim_eta),
 }
 
 

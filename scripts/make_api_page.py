@@ -31,6 +31,7 @@ SECTIONS = [
     ("Chapter 4: the probability-flow ODE and the likelihood", ["ode", "likelihood"]),
     ("Chapter 5: path integrals", ["path_integral"]),
     ("Chapter 6: the WKB expansion of the likelihood", ["wkb"]),
+    ("Chapter 7: flow matching and Schrödinger bridges", ["flows", "bridges"]),
     ("Interactive figures and plotting", ["widgets", "plotting"]),
     ("Exercise checks", ["checks"]),
 ]

@@ -50,7 +50,7 @@ def _run(ns, label, salt=0):
 # --- the grader and the book agree ------------------------------------------------------------------
 def test_every_exercise_has_a_hidden_check_and_no_other():
     assert set(hidden.EXERCISES) == set(EX.number), "add a hidden check to grading/hidden_checks.py for every exercise"
-    assert len(EX.number) == 24
+    assert len(EX.number) == 28
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -149,7 +149,33 @@ def _rel_errors(seed, minus_one=True):
     return (z**2).mean(1) - (1.0 if minus_one else 0.0)
 
 
+def _bridge_cov(v0, v1, eps, naive=False):
+    if naive:
+        return (-eps + math.sqrt(eps * eps + 4 * v0 * v1)) / 2
+    return 2 * v0 * v1 / (eps + math.sqrt(eps * eps + 4 * v0 * v1))
+
+
+def _sinkhorn(mu, nu, x, eps, sweeps, kernel_eps=None):
+    K = torch.exp(-(x[None, :] - x[:, None]) ** 2 / (2 * (kernel_eps or eps)))
+    b = torch.ones_like(nu)
+    for _ in range(sweeps):
+        a = mu / (K @ b)
+        b = nu / (K.T @ a)
+    return a[:, None] * K * b[None, :]
+
+
+def _ddim(a, s, a2, s2, eta):
+    return eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2)
+
+
 RIGHT_AND_WRONG = [
+    ("ex-linear-velocity", {"linear_velocity": lambda x, t, s: -x / (1 - t) - t / (1 - t) * s},
+     {"linear_velocity": lambda x, t, s: -x / (1 - t) - 2 * t / (1 - t) * s}),
+    ("ex-bridge-covariance", {"bridge_cov": _bridge_cov}, {"bridge_cov": lambda *a: _bridge_cov(*a, naive=True)}),
+    ("ex-sinkhorn-plain", {"sinkhorn_plain": _sinkhorn},
+     {"sinkhorn_plain": lambda mu, nu, x, eps, sweeps: _sinkhorn(mu, nu, x, eps, sweeps, kernel_eps=2 * eps)}),
+    ("ex-ddim-eta", {"ddim_noise_var": _ddim, "hbar_equiv": 0.64},
+     {"ddim_noise_var": _ddim, "hbar_equiv": 0.8}),
     ("ex-heun-strat", {"heun_plain": _heun}, {"heun_plain": lambda *a: _heun(*a, ito=True)}),
     ("ex-fv-mass", {"fv_rhs": _upwind}, {"fv_rhs": lambda *a: _upwind(*a, central=True)}),
     ("ex-reverse-gaussian", {"reverse_drift": _drift}, {"reverse_drift": lambda x, t: _drift(x, t, -1.0)}),
