@@ -181,11 +181,17 @@ def load_flow(data: str = "swiss_roll", *, device=None) -> ScoreMLP:
     path = WEIGHTS / f"{data}_flow.pt"
     if not path.exists():
         raise FileNotFoundError(f"no weights at {path.name}; run `python scripts/train_weights.py --flow {data}`")
+    model = _load_weights(path, device)
+    model.path = flow_path()
+    return model
+
+
+def _load_weights(path, device) -> ScoreMLP:
+    """A frozen ScoreMLP from a shipped ``.pt`` file, in eval mode, with ``info`` from the ``.json`` beside it."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     model = ScoreMLP(dim=2)
     model.load_state_dict(blob["state_dict"])
     model.eval()
-    model.path = flow_path()
     info_path = path.with_suffix(".json")
     model.info = json.loads(info_path.read_text()) if info_path.exists() else {}
     if device is not None:
@@ -207,15 +213,6 @@ def load_pretrained(data: str, schedule: str, *, device=None) -> ScoreMLP:
     path = weight_path(data, schedule)
     if not path.exists():
         raise FileNotFoundError(f"no weights at {path.name}; run `make weights` to train them")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    model = ScoreMLP(dim=2)
-    model.load_state_dict(blob["state_dict"])
-    model.eval()
+    model = _load_weights(path, device)
     model.sde = paper_sde(schedule)
-    info_path = path.with_suffix(".json")
-    model.info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    if device is not None:
-        model.to(device)
-    for p in model.parameters():
-        p.requires_grad_(False)
     return model

@@ -30,25 +30,30 @@ def dsm_loss(model, x0: torch.Tensor, sde: SDE, t: torch.Tensor, z: torch.Tensor
     ``reduction="mean"`` averages over the batch and the coordinates (the 1/d of the equation); ``"none"`` returns the
     per-sample losses ``(n,)`` (averaged over coordinates), e.g. for paired comparisons of models.
     """
-    _checks.choice(reduction, "reduction", ("mean", "none"))
-    _checks.callable_(model, "model", _MODEL)
-    x0 = _checks.batch(x0, "x0")
-    _checks.model_dim(model, x0.shape[1], "model", "x0")
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a diffedu SDE, got {type(sde).__name__}")
-    z = _checks.batch(z, "z")
-    if z.shape != x0.shape:
-        raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
-    if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.shape[0] != x0.shape[0]:
-        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"t must be a tensor of shape (n,) = ({x0.shape[0]},), got {got}")
-    t = _checks.scalar_time(t, "t", low=0.0, high=sde.T)
+    x0, z, t = _batch(model, x0, z, t, reduction, sde.T)
     if bool((t <= 0).any()):
         raise ValueError("t must be > 0: the target z / sigma(t) diverges at t = 0")
     return _dsm_loss(model, x0, sde, t.to(x0.device), z, reduction)
 
 
 _MODEL = "model(x, t) -> tensor (n, d)"
+
+
+def _batch(model, x0, z, t, reduction, T):
+    """The checks shared by :func:`dsm_loss` and :func:`fm_loss`: the model, the batch, its noise and its times."""
+    _checks.choice(reduction, "reduction", ("mean", "none"))
+    _checks.callable_(model, "model", _MODEL)
+    x0 = _checks.batch(x0, "x0")
+    _checks.model_dim(model, x0.shape[1], "model", "x0")
+    z = _checks.batch(z, "z")
+    if z.shape != x0.shape:
+        raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
+    if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.shape[0] != x0.shape[0]:
+        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"t must be a tensor of shape (n,) = ({x0.shape[0]},), got {got}")
+    return x0, z, _checks.scalar_time(t, "t", low=0.0, high=T)
 
 
 def _dsm_loss(model, x0, sde, t, z, reduction="mean"):
@@ -157,18 +162,8 @@ def fm_loss(model, x0: torch.Tensor, path, t: torch.Tensor, z: torch.Tensor, *, 
     :math:`g^2/4` times its :func:`dsm_loss`: flow matching is score matching with the weight :math:`g^4/4`.
     ``reduction="none"`` returns the per-sample losses ``(n,)``.
     """
-    _checks.choice(reduction, "reduction", ("mean", "none"))
-    _checks.callable_(model, "model", _MODEL)
-    x0 = _checks.batch(x0, "x0")
-    _checks.model_dim(model, x0.shape[1], "model", "x0")
     path = _path(path)
-    z = _checks.batch(z, "z")
-    if z.shape != x0.shape:
-        raise ValueError(f"z must have the shape of x0 {tuple(x0.shape)}, got {tuple(z.shape)}")
-    if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.shape[0] != x0.shape[0]:
-        got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-        raise ValueError(f"t must be a tensor of shape (n,) = ({x0.shape[0]},), got {got}")
-    t = _checks.scalar_time(t, "t", low=0.0, high=path.T)
+    x0, z, t = _batch(model, x0, z, t, reduction, path.T)
     path._vp_positive(t)
     return _fm_loss(model, x0, path, t.to(x0.device), z, reduction)
 

@@ -29,50 +29,43 @@ from diffedu.train import train_dsm, train_flow_matching
 DATA_SEED, INIT_SEED, TRAIN_SEED = 2024, 0, 1
 
 
-def train_one(data_name: str, schedule: str, steps: int, out: Path) -> dict:
+def _train(data_name: str, stem: str, steps: int, out: Path, what: str, fit, extra: dict) -> dict:
+    """The recipe shared by the score and flow models: one thread, the seeds, 3000 points, batch 512, Adam 1e-3;
+    ``fit(model, data, generator)`` runs the training loop and returns the losses; writes ``<stem>.pt/.json``."""
     torch.set_num_threads(1)
     torch.manual_seed(INIT_SEED)
     model = ScoreMLP(dim=2)
     data = DATASETS[data_name](3000, de.make_generator(DATA_SEED, shift=False))
-    sde = paper_sde(schedule)
-    print(f"training {data_name} / {schedule} for {steps} steps")
+    print(f"training {what} for {steps} steps")
     start = time.perf_counter()
-    losses = train_dsm(model, data, sde, steps, batch_size=512, lr=1e-3,
-                       generator=de.make_generator(TRAIN_SEED, shift=False), log_every=1000)
+    losses = fit(model, data, de.make_generator(TRAIN_SEED, shift=False))
     seconds = time.perf_counter() - start
-    info = {"data": data_name, "schedule": schedule, "steps": steps, "batch_size": 512, "lr": 1e-3,
+    info = {"data": data_name, **extra, "steps": steps, "batch_size": 512, "lr": 1e-3,
             "train_points": 3000, "data_seed": DATA_SEED, "init_seed": INIT_SEED, "train_seed": TRAIN_SEED,
             "seconds": round(seconds, 1), "threads": 1, "torch": torch.__version__,
             "final_loss": round(float(losses[-1000:].mean()), 5),
             "loss_curve": [round(float(x), 5) for x in losses.reshape(-1, steps // 100).mean(1)] if steps >= 100 else []}
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict()}, out / f"{data_name}_{schedule}.pt")
-    (out / f"{data_name}_{schedule}.json").write_text(json.dumps(info, indent=1) + "\n")
+    torch.save({"state_dict": model.state_dict()}, out / f"{stem}.pt")
+    (out / f"{stem}.json").write_text(json.dumps(info, indent=1) + "\n")
     print(f"  done in {seconds:.0f} s, final loss {info['final_loss']}")
     return info
+
+
+def train_one(data_name: str, schedule: str, steps: int, out: Path) -> dict:
+    sde = paper_sde(schedule)
+    return _train(data_name, f"{data_name}_{schedule}", steps, out, f"{data_name} / {schedule}",
+                  lambda model, data, gen: train_dsm(model, data, sde, steps, batch_size=512, lr=1e-3, generator=gen,
+                                                     log_every=1000),
+                  {"schedule": schedule})
 
 
 def train_flow(data_name: str, steps: int, out: Path) -> dict:
-    torch.set_num_threads(1)
-    torch.manual_seed(INIT_SEED)
-    model = ScoreMLP(dim=2)
-    data = DATASETS[data_name](3000, de.make_generator(DATA_SEED, shift=False))
     path = flow_path()
-    print(f"training the flow-matching model on {data_name} ({path!r}) for {steps} steps")
-    start = time.perf_counter()
-    losses = train_flow_matching(model, data, path, steps, batch_size=512, lr=1e-3,
-                                 generator=de.make_generator(TRAIN_SEED, shift=False), log_every=1000)
-    seconds = time.perf_counter() - start
-    info = {"data": data_name, "path": "linear", "T": path.T, "t_min": path.t_min, "loss": "flow matching",
-            "steps": steps, "batch_size": 512, "lr": 1e-3, "train_points": 3000, "data_seed": DATA_SEED,
-            "init_seed": INIT_SEED, "train_seed": TRAIN_SEED, "seconds": round(seconds, 1), "threads": 1,
-            "torch": torch.__version__, "final_loss": round(float(losses[-1000:].mean()), 5),
-            "loss_curve": [round(float(x), 5) for x in losses.reshape(-1, steps // 100).mean(1)] if steps >= 100 else []}
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict()}, out / f"{data_name}_flow.pt")
-    (out / f"{data_name}_flow.json").write_text(json.dumps(info, indent=1) + "\n")
-    print(f"  done in {seconds:.0f} s, final loss {info['final_loss']}")
-    return info
+    return _train(data_name, f"{data_name}_flow", steps, out, f"the flow-matching model on {data_name} ({path!r})",
+                  lambda model, data, gen: train_flow_matching(model, data, path, steps, batch_size=512, lr=1e-3,
+                                                               generator=gen, log_every=1000),
+                  {"path": "linear", "T": path.T, "t_min": path.t_min, "loss": "flow matching"})
 
 
 def main():
