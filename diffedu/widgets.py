@@ -572,14 +572,14 @@ def bridge_frame(eps: float = 0.1, *, paths: int = 40, seed: int = 0):
         ax.plot([0, 1], [float(xc[j]), float(T[j])], "--", color="black", lw=1.0)
     ax.plot([], [], "--", color="black", lw=1.0, label="optimal transport (ε → 0)")
     ax.set_xlabel("$t$"); ax.set_ylabel("$x$"); ax.set_ylim(-3.2, 3.2)
-    ax.legend(fontsize=7, loc="lower left"); ax.set_title(f"bridge paths, $\\varepsilon$ = {eps:g}")
+    ax.legend(fontsize=9, loc="lower left"); ax.set_title(f"bridge paths, $\\varepsilon$ = {eps:g}")
     ax = axes[0, 1]
     pi = bridge.coupling / (grid.h[0] ** 2)
     ax.imshow(pi.T.numpy(), origin="lower", extent=[-4, 4, -4, 4], cmap="Blues", aspect="equal",
               vmax=float(pi.max()))
-    ax.plot(xc, T, color="black", lw=1.0, label="monotone map $T$")
+    ax.plot(xc, T, color="black", lw=1.0, label="monotone map $\\mathcal{T}$")
     ax.set_xlim(-3.2, 3.2); ax.set_ylim(-3.2, 3.2)
-    ax.set_xlabel("$x_0$"); ax.set_ylabel("$x_1$"); ax.legend(fontsize=7, loc="upper left")
+    ax.set_xlabel("$x_0$"); ax.set_ylabel("$x_1$"); ax.legend(fontsize=9, loc="upper left")
     ax.set_title("coupling $\\pi(x_0, x_1)$")
     return fig
 

@@ -31,8 +31,8 @@ def test_passes_print_and_return_true(capsys):
     lambda: checks.check_bridge_covariance(lambda v0, v1, eps: (-eps + math.sqrt(eps * eps + 4 * v0 * v1)) / 2),
     lambda: checks.check_bridge_covariance(lambda v0, v1, eps: (-eps - math.sqrt(eps * eps + 4 * v0 * v1)) / 2),
     lambda: checks.check_sinkhorn_plain(lambda mu, nu, x, eps, sweeps: mu[:, None] * nu[None, :]),
-    lambda: checks.check_ddim_noise(lambda a, s, a2, s2, eta: eta * (s2**2 / s**2) * (1 - a**2 / a2**2), 0.64),
-    lambda: checks.check_ddim_noise(lambda a, s, a2, s2, eta: eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2), 0.8),
+    lambda: checks.check_ancestral_step(lambda a, s, a2, s2: (s2**2 / s**2) * (1 - a**2 / a2**2), 1.0),
+    lambda: checks.check_ancestral_step(lambda a, s, a2, s2: s2**2 * (s**2 - (a / a2) ** 2 * s2**2) / s**2, 0.5),
     lambda: checks.check_subvp_gap_time(0.5),
     lambda: checks.check_ve_snr_time(0.9),
     lambda: checks.check_dsm_floor(1.0),
@@ -92,7 +92,7 @@ def test_references_are_not_revealed(capsys):
     (lambda: checks.check_gibbs_crossing("x", 1.0), TypeError),
     (lambda: checks.check_linear_velocity(3.0), TypeError),
     (lambda: checks.check_sinkhorn_plain(lambda *a: torch.zeros(3, 3)), ValueError),
-    (lambda: checks.check_ddim_noise(lambda a, s, a2, s2, eta: eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2), "x"), TypeError),
+    (lambda: checks.check_ancestral_step(lambda a, s, a2, s2: s2**2 * (s**2 - (a / a2) ** 2 * s2**2) / s**2, "x"), TypeError),
 ])
 def test_bad_input_is_rejected_clearly(call, err):
     with pytest.raises(err):

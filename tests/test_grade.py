@@ -164,8 +164,10 @@ def _sinkhorn(mu, nu, x, eps, sweeps, kernel_eps=None):
     return a[:, None] * K * b[None, :]
 
 
-def _ddim(a, s, a2, s2, eta):
-    return eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2)
+def _ancestral(a, s, a2, s2, ddim=False):
+    if ddim:                                       # DDIM's eta = 1 variance: right on the VP path only
+        return (s2**2 / s**2) * (1 - a**2 / a2**2)
+    return s2**2 * (s**2 - (a / a2) ** 2 * s2**2) / s**2
 
 
 RIGHT_AND_WRONG = [
@@ -174,8 +176,8 @@ RIGHT_AND_WRONG = [
     ("ex-bridge-covariance", {"bridge_cov": _bridge_cov}, {"bridge_cov": lambda *a: _bridge_cov(*a, naive=True)}),
     ("ex-sinkhorn-plain", {"sinkhorn_plain": _sinkhorn},
      {"sinkhorn_plain": lambda mu, nu, x, eps, sweeps: _sinkhorn(mu, nu, x, eps, sweeps, kernel_eps=2 * eps)}),
-    ("ex-ddim-eta", {"ddim_noise_var": _ddim, "hbar_equiv": 0.64},
-     {"ddim_noise_var": _ddim, "hbar_equiv": 0.8}),
+    ("ex-ancestral-step", {"ancestral_var": _ancestral, "ratio_linear": 1.0},
+     {"ancestral_var": lambda *a: _ancestral(*a, ddim=True), "ratio_linear": 1.0}),
     ("ex-heun-strat", {"heun_plain": _heun}, {"heun_plain": lambda *a: _heun(*a, ito=True)}),
     ("ex-fv-mass", {"fv_rhs": _upwind}, {"fv_rhs": lambda *a: _upwind(*a, central=True)}),
     ("ex-reverse-gaussian", {"reverse_drift": _drift}, {"reverse_drift": lambda x, t: _drift(x, t, -1.0)}),
