@@ -74,7 +74,11 @@ def _open(browser, server, rel, viewport=None):
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
     page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     page.goto(f"{server}/{rel}", wait_until="load")
-    page.wait_for_function("() => !window.MathJax || !MathJax.startup || MathJax.startup.document", timeout=15000)
+    # MathJax loads asynchronously: on a page with math, wait until it exists and has typeset (checking only
+    # "no MathJax yet" let a loaded CI machine test the index page before MathJax arrived)
+    page.wait_for_function("() => document.querySelectorAll('.math').length === 0 || "
+                           "(window.MathJax && MathJax.startup && MathJax.startup.document && "
+                           "document.querySelectorAll('mjx-container').length > 0)", timeout=30000)
     page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
     return page, errors
 
