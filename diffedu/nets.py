@@ -8,6 +8,7 @@ score itself, not a noise prediction.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -26,15 +27,40 @@ SCHEDULE_NAMES = ("simple", "cosine")
 T_LIMIT = 1e30
 
 
+#: the initialisations of :class:`ScoreMLP`: PyTorch's ``nn.Linear`` default, or Flax's ``nn.Dense`` default
+INITS = ("torch", "flax")
+
+#: the standard deviation of a standard normal truncated to [-2, 2]
+_TRUNCATED_STD = 0.87962566103423978
+
+
+def flax_init_(layer: nn.Linear) -> None:
+    r"""Initialise ``layer`` in place as Flax's ``nn.Dense`` does by default (the paper's code): LeCun-normal kernels,
+    a normal truncated to two standard deviations and rescaled so that its standard deviation is
+    :math:`1/\sqrt{\text{fan\_in}}`, and zero biases.  Draws from torch's global generator (seed it with
+    :func:`diffedu.manual_seed`)."""
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"layer must be a torch.nn.Linear, got {type(layer).__name__}")
+    scale = 1.0 / math.sqrt(layer.in_features) / _TRUNCATED_STD
+    with torch.no_grad():
+        nn.init.trunc_normal_(layer.weight, 0.0, scale, -2.0 * scale, 2.0 * scale)
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+
 class ScoreMLP(nn.Module):
     r""":math:`s_\theta(x, t)`: ``[x, t] -> 3 x (Linear(128), swish) -> Linear(dim)``.
 
     ``forward(x, t)`` takes ``x`` of shape ``(n, dim)`` and ``t`` a number or a tensor of
     shape ``(n,)``; returns shape ``(n, dim)``.  About 33.8k parameters for ``dim = 2``.
+    ``init="torch"`` keeps PyTorch's default initialisation (uniform on :math:`\pm 1/\sqrt{\text{fan\_in}}` for
+    weights and biases); ``init="flax"`` is that of the paper's Flax code (:func:`flax_init_`).  Both draw from
+    torch's global generator.
     """
 
-    def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3):
+    def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3, init: str = "torch"):
         super().__init__()
+        _checks.choice(init, "init", INITS)
         self.dim = _checks.positive_int(dim, "dim")
         hidden = _checks.positive_int(hidden, "hidden", high=100_000)
         layers = _checks.positive_int(layers, "layers", high=1000)
@@ -47,6 +73,10 @@ class ScoreMLP(nn.Module):
             width = hidden
         mods.append(nn.Linear(width, self.dim))
         self.net = nn.Sequential(*mods)
+        if init == "flax":
+            for layer in self.net:
+                if isinstance(layer, nn.Linear):
+                    flax_init_(layer)
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.dim:

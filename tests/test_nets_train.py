@@ -135,3 +135,159 @@ def test_dsm_loss_and_mixture_helpers_bad_input():
         swiss_roll_mixture(components=5)
     with pytest.raises(ValueError, match="noise"):
         swiss_roll_mixture(noise=0.0)
+
+
+# --- the training engines (train_dsm, train_dsm_many) --------------------------------------------------------------
+
+def _reference_training(model, data, sde, steps, batch_size, lr, gen, t_grid=None):
+    """Written independently of diffedu.train: the public dsm_loss, autograd and torch.optim.Adam on the draws that
+    train_dsm documents (per epoch: a permutation of the data, the epoch's times, then its noise)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    per_epoch, losses = data.shape[0] // batch_size, []
+    for step in range(steps):
+        if step % per_epoch == 0:
+            order = torch.randperm(data.shape[0], generator=gen)[:per_epoch * batch_size]
+            x0 = data[order].reshape(per_epoch, batch_size, -1)
+            if t_grid is None:
+                t = sde.t_min + (sde.T - sde.t_min) * torch.rand(per_epoch, batch_size, generator=gen, dtype=torch.float64)
+            else:
+                t = torch.linspace(sde.t_min, sde.T, t_grid, dtype=torch.float64)[
+                    torch.randint(t_grid, (per_epoch, batch_size), generator=gen)]
+            z = torch.randn(per_epoch, batch_size, data.shape[1], generator=gen, dtype=torch.float64).to(data.dtype)
+        k = step % per_epoch
+        loss = dsm_loss(model, x0[k], sde, t[k], z[k])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return torch.tensor(losses, dtype=torch.float64)
+
+
+def _two_models(dtype, init="torch"):
+    nets = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        nets.append(de.ScoreMLP(2, hidden=32, layers=2, init=init).to(dtype))
+    data = [de.swiss_roll(300, de.make_generator(0), dtype=dtype), de.gaussian_grid(260, de.make_generator(1), dtype=dtype)]
+    return nets, data, [de.paper_sde("simple"), de.paper_sde("cosine")]
+
+
+def _gap(a, b, start):
+    """Largest parameter difference between two networks, relative to how far ``a`` moved from ``start``."""
+    diff = max(float((p - q).detach().abs().max()) for p, q in zip(a.parameters(), b.parameters()))
+    moved = max(float((p - q).detach().abs().max()) for p, q in zip(a.parameters(), start.parameters()))
+    return diff / moved
+
+
+@pytest.mark.parametrize("t_grid", [None, 7])
+def test_the_batched_engine_is_autograd_and_adam_on_the_documented_draws(t_grid):
+    """Two float64 ScoreMLPs (different data, schedule, seeds) trained together by the hand-written engine end where
+    the independent autograd + torch Adam loop ends, to round-off; a wrong swish derivative or Adam would not."""
+    import copy
+
+    nets, data, sdes = _two_models(torch.float64)
+    start, refs = copy.deepcopy(nets), copy.deepcopy(nets)
+    losses = de.train.train_dsm_many(nets, data, sdes, 25, batch_size=64, lr=3e-3, t_grid=t_grid, progress=False,
+                                     generators=[de.make_generator(5), de.make_generator(6)])
+    assert losses.shape == (2, 25)
+    for i in range(2):
+        ref_losses = _reference_training(refs[i], data[i], sdes[i], 25, 64, 3e-3, de.make_generator(5 + i), t_grid)
+        assert torch.allclose(losses[i].double(), ref_losses, rtol=1e-5)     # losses are recorded in float32
+        assert _gap(nets[i], refs[i], start[i]) < 1e-9
+
+
+def test_models_trained_together_get_the_weights_they_get_alone():
+    """float32, the shipped setting: train_dsm_many of two models against two train_dsm runs, and a ScoreMLP behind a
+    plain module (autograd engine) against the ScoreMLP itself (hand-written engine)."""
+    import copy
+
+    from torch import nn
+
+    class Plain(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.dim = net, net.dim
+
+        def forward(self, x, t):
+            return self.net(x, t)
+
+    nets, data, sdes = _two_models(torch.float32)
+    start, alone, plain = copy.deepcopy(nets), copy.deepcopy(nets), copy.deepcopy(nets)
+    de.train.train_dsm_many(nets, data, sdes, 20, batch_size=64, progress=False,
+                            generators=[de.make_generator(5), de.make_generator(6)])
+    for i in range(2):
+        de.train_dsm(alone[i], data[i], sdes[i], 20, batch_size=64, generator=de.make_generator(5 + i), progress=False)
+        de.train_dsm(Plain(plain[i]), data[i], sdes[i], 20, batch_size=64, generator=de.make_generator(5 + i),
+                     progress=False)
+        assert _gap(nets[i], alone[i], start[i]) < 1e-4
+        assert _gap(nets[i], plain[i], start[i]) < 1e-4
+
+
+def test_a_blow_up_stops_naming_lr_and_keeps_the_last_finite_weights(monkeypatch):
+    """Adam with lr <= 10 does not blow up this network, so the blow-up is made: the hand-written engine's loss turns
+    inf at step 4.  The error names lr and the step; the network keeps the weights after step 3 (a run of 3 steps).
+    A network whose first output is not finite is refused with a ValueError."""
+    import copy
+
+    from diffedu import train
+
+    torch.manual_seed(0)
+    net = de.ScoreMLP(2, hidden=32, layers=2)
+    data = de.swiss_roll(256, de.make_generator(0))
+    three = copy.deepcopy(net)
+    de.train_dsm(three, data, de.paper_sde("simple"), 3, batch_size=64, generator=de.make_generator(1), progress=False)
+    gradient, calls = train._Stack.gradient, []
+
+    def failing(self, *batch):
+        calls.append(1)
+        loss = gradient(self, *batch)
+        return loss * float("inf") if len(calls) == 4 else loss
+
+    monkeypatch.setattr(train._Stack, "gradient", failing)
+    with pytest.raises(FloatingPointError, match=r"step 4 \(lr = 0.001\)"):
+        de.train_dsm(net, data, de.paper_sde("simple"), 10, batch_size=64, generator=de.make_generator(1), progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), three.parameters()))
+    monkeypatch.undo()
+    with torch.no_grad():
+        net.net[-1].bias.fill_(float("inf"))
+    with pytest.raises(ValueError, match="non-finite"):
+        de.train_dsm(net, data, de.paper_sde("simple"), 2, batch_size=64, progress=False)
+
+
+def test_flax_initialisation_is_lecun_normal_truncated_with_zero_biases():
+    """Flax's Dense default: std 1/sqrt(fan_in) after truncation at two standard deviations of the underlying normal
+    (|w| sqrt(fan_in) <= 2 / 0.8796 = 2.274), biases 0.  PyTorch's default (uniform, std 1/sqrt(3 fan_in)) fails."""
+    for init, ok in (("flax", True), ("torch", False)):
+        torch.manual_seed(1)
+        net = de.ScoreMLP(2, init=init)
+        layers = [layer for layer in net.net if isinstance(layer, torch.nn.Linear)]
+        w = layers[1].weight.detach().double() * math.sqrt(128)       # 16384 weights: s.e. of the s.d. ~ 0.0055
+        checks = [abs(float(w.std()) - 1.0) < 0.03, float(w.abs().max()) <= 2 / 0.87962566103423978 + 1e-6,
+                  float(w.abs().max()) > 2.2, all(float(layer.bias.detach().abs().max()) == 0.0 for layer in layers)]
+        assert all(checks) == ok, (init, checks)
+
+
+def test_training_options_bad_input():
+    nets, data, sdes = _two_models(torch.float32)
+    gens = [de.make_generator(0), de.make_generator(1)]
+    with pytest.raises(ValueError, match="init"):
+        de.ScoreMLP(2, init="jax")
+    with pytest.raises(TypeError, match="layer"):
+        nets_mod = de.nets.flax_init_(torch.nn.Conv1d(2, 2, 1))
+        del nets_mod
+    with pytest.raises(ValueError, match="t_grid"):
+        de.train_dsm(nets[0], data[0], sdes[0], 2, batch_size=64, t_grid=1, progress=False)
+    with pytest.raises(ValueError, match="sdes must be a list of 2"):
+        de.train.train_dsm_many(nets, data, sdes[:1], 2, batch_size=64, generators=gens, progress=False)
+    with pytest.raises(TypeError, match="models"):
+        de.train.train_dsm_many(nets[0], data, sdes, 2, batch_size=64, progress=False)
+    with pytest.raises(TypeError, match="only ScoreMLPs train together"):
+        de.train.train_dsm_many([nets[0], torch.nn.Linear(3, 2)], data, sdes, 2, batch_size=64, progress=False)
+    with pytest.raises(ValueError, match="share one shape"):
+        de.train.train_dsm_many([nets[0], de.ScoreMLP(2, hidden=16, layers=2)], data, sdes, 2, batch_size=64,
+                                progress=False)
+    with pytest.raises(ValueError, match=r"sdes\[1\] has t_min = 0"):
+        de.train.train_dsm_many(nets, data, [sdes[0], de.VPSDE(de.Linear(), t_min=0.0)], 2, batch_size=64,
+                                progress=False)
+    with pytest.raises(ValueError, match=r"data\[1\]"):
+        de.train.train_dsm_many(nets, [data[0], torch.randn(50, 3)], sdes, 2, batch_size=16, progress=False)
