@@ -166,7 +166,10 @@ def swiss_roll(n: int, generator: torch.Generator | None = None, *, noise: float
     u = 1.5 * math.pi * (1.0 + 2.0 * torch.rand(n, generator=generator, dtype=torch.float64))
     z = randn((n, 2), generator=generator, dtype=torch.float64)
     x = torch.stack([u * torch.cos(u), u * torch.sin(u)], 1) + noise * z
-    return (x / SWISS_ROLL_SCALE).to(device=device if device is not None else "cpu", dtype=dtype)
+    x = (x / SWISS_ROLL_SCALE).to(device=device if device is not None else "cpu", dtype=dtype)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"noise = {noise:g} is too large for {dtype}: the points overflow")
+    return x
 
 
 def swiss_roll_mixture(components: int = 2000, *, noise: float = 0.5) -> GaussianMixture:

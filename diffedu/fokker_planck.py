@@ -483,6 +483,7 @@ class SpectralFP:
     q: torch.Tensor          #: the sampler's density q^hbar_{t_min}: (n,) in 1-D, (n, n) in 2-D, q[i, j] at (x[i], x[j])
     dq_dhbar: torch.Tensor | None  #: its hbar-derivative at hbar = 0 (shape of q), if ``tangent=True``
     nfe: int                 #: right-hand-side evaluations of the time integrator
+    d2q_dhbar2: torch.Tensor | None = None  #: its second hbar-derivative at hbar = 0, if ``second=True``
 
     @property
     def slope(self) -> torch.Tensor:
@@ -490,6 +491,14 @@ class SpectralFP:
         if self.dq_dhbar is None:
             raise ValueError("no derivative was computed: call sampler_marginal_spectral(..., tangent=True)")
         return self.dq_dhbar / self.q
+
+    @property
+    def curvature(self) -> torch.Tensor:
+        r""":math:`\partial_\hbar^2 \log q^\hbar_{t_{\min}}` at :math:`\hbar = 0`:
+        ``d2q_dhbar2 / q - (dq_dhbar / q)**2`` ({eq}`eq-fp-second`)."""
+        if self.d2q_dhbar2 is None:
+            raise ValueError("no second derivative was computed: call sampler_marginal_spectral(..., second=True)")
+        return self.d2q_dhbar2 / self.q - self.slope ** 2
 
     @property
     def points(self) -> torch.Tensor:
@@ -503,8 +512,8 @@ class SpectralFP:
 
 
 def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 1, half_width: float = 8.0,
-                              cells: int = 256, tangent: bool = False, prior_logp=None, rtol: float = 1e-9,
-                              atol: float = 1e-12, batch: int = 65_536) -> SpectralFP:
+                              cells: int = 256, tangent: bool = False, second: bool = False, prior_logp=None,
+                              rtol: float = 1e-9, atol: float = 1e-12, batch: int = 65_536) -> SpectralFP:
     r"""The sampler's density :math:`q^\hbar_{t_{\min}}` in 1-D or 2-D by a Fourier pseudo-spectral
     method, and optionally its :math:`\hbar`-derivative at :math:`\hbar = 0` (book: Chapter 6, {eq}`eq-fp-tangent`).
 
@@ -518,6 +527,12 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
 
     .. math:: \partial_t u = -\nabla\cdot(F_0 u) + \tfrac12 g^2\,\nabla\cdot\big[(s_\theta - \nabla\log q^0)\,q^0\big],
               \qquad u_T = 0 .
+
+    With ``second=True`` (implies the tangent) it differentiates once more, for
+    :math:`v = \partial^2_\hbar q^\hbar|_{\hbar=0}` ({eq}`eq-fp-second`): the operator is affine in
+    :math:`\hbar`, :math:`\mathcal L_\hbar = \mathcal L_0 + \hbar\mathcal L_1`, so
+    :math:`\partial_t v = \mathcal L_0 v + 2\mathcal L_1 u = -\nabla\cdot(F_0 v) + g^2\,\nabla\cdot(s_\theta u) - g^2\Delta u`,
+    :math:`v_T = 0`.
 
     Why spectral: at :math:`\hbar = 0` the equation is pure transport, and a grid scheme's numerical
     diffusion (the upwinding of :func:`solve`) is of the same size as the effect of a small
@@ -545,6 +560,10 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
         raise ValueError(f"cells must be even (a Fourier grid), got {cells}")
     if not isinstance(tangent, bool):
         raise TypeError(f"tangent must be True or False, got {type(tangent).__name__}")
+    _checks.flag(second, "second")
+    tangent = tangent or second
+    if second and hbar != 0.0:
+        raise ValueError(f"second=True gives the second derivative at hbar = 0 and needs hbar = 0, got hbar={hbar:g}")
     if tangent and hbar != 0.0:
         raise ValueError(f"tangent=True gives the derivative at hbar = 0 and needs hbar = 0, got hbar={hbar:g}")
     rtol = _checks.tolerance(rtol, "rtol")
@@ -620,13 +639,20 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
         # du = -div(F_0 u) + g^2/2 [div(s q) - lap q],  F_0 = f - g^2 s / 2
         du = back(-hat_div([(fa - 0.5 * g2 * sa) * u - 0.5 * g2 * sa * q for fa, sa in zip(f, s)])
                   - 0.5 * g2 * lap_q_hat)
-        return dq[None], du[None]
+        if not second:
+            return dq[None], du[None]
+        v = y[2][0]
+        # dv = -div(F_0 v) + g^2 [div(s u) - lap u]: 2 L_1 u
+        dv = back(-hat_div([(fa - 0.5 * g2 * sa) * v - g2 * sa * u for fa, sa in zip(f, s)])
+                  + g2 * k2 * torch.fft.rfftn(u, dim=dims))
+        return dq[None], du[None], dv[None]
 
-    y0 = (q_T[None],) + ((torch.zeros_like(q_T)[None],) if tangent else ())
+    y0 = (q_T[None],) + ((torch.zeros_like(q_T)[None],) * (1 + second) if tangent else ())
     y, stats = dopri5(rhs, sde.T, sde.t_min, y0, rtol=rtol, atol=atol, max_steps=1_000_000,
                       name="sampler_marginal_spectral")
     q = y[0][0]
-    result = SpectralFP(x=x, q=q, dq_dhbar=y[1][0] if tangent else None, nfe=stats.nfe)
+    result = SpectralFP(x=x, q=q, dq_dhbar=y[1][0] if tangent else None, nfe=stats.nfe,
+                        d2q_dhbar2=y[2][0] if second else None)
     low = float(q.min()) / float(q.max())
     if result.edge > 1e-8 or low < -1e-8:
         warnings.warn(f"the density reaches the edge of the box or turns negative (edge {result.edge:.1e}, "

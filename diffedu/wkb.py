@@ -383,21 +383,28 @@ class GaussianModel1D:
         x = _checks.batch(x, "x", dim=1)
         return -0.5 * (x ** 2).sum(1) / self.prior_var - 0.5 * math.log(2 * math.pi * self.prior_var)
 
-    def variance(self, hbar: float, steps: int = 20_000):
-        r""":math:`(u^\hbar_{t_{\min}}, \partial_\hbar u^\hbar_{t_{\min}})` by RK4 on the pair of ODEs
-        ({eq}`eq-gauss-variance-ode`) from ``T`` down to ``t_min``."""
+    def variance(self, hbar: float, steps: int = 20_000, order: int = 1):
+        r""":math:`(u^\hbar_{t_{\min}}, \partial_\hbar u^\hbar_{t_{\min}})` by RK4 on the ODEs
+        ({eq}`eq-gauss-variance-ode`) from ``T`` down to ``t_min``; ``order=2`` appends
+        :math:`\partial_\hbar^2 u^\hbar_{t_{\min}}` ({eq}`eq-gauss-second-order`), ``order=0`` returns ``(u,)``."""
         hbar = _checks.hbar(hbar)
         steps = _checks.positive_int(steps, "steps", low=10, high=_checks.MAX_STEPS)
+        order = _checks.positive_int(order, "order", low=0, high=2)
         b, k = self.beta, 1.0 + self.eps
 
         def rhs(t, y):
-            u, w = y
+            # u' = a u - hbar b with a = -b + (1 + hbar) b k / v: differentiated once and twice in hbar
             vt = self._v(t)
-            a = -b + (1 + hbar) * b * k / vt
-            return a * u - hbar * b, a * w + b * k * u / vt - b
+            a, da = -b + (1 + hbar) * b * k / vt, b * k / vt
+            out = [a * y[0] - hbar * b]
+            if order >= 1:
+                out.append(a * y[1] + da * y[0] - b)
+            if order == 2:
+                out.append(a * y[2] + 2 * da * y[1])
+            return out
 
         h = -(self.T - self.t_min) / steps
-        t, y = self.T, (self.prior_var, 0.0)
+        t, y = self.T, (self.prior_var, 0.0, 0.0)[:order + 1]
         for _ in range(steps):
             k1 = rhs(t, y)
             k2 = rhs(t + h / 2, tuple(v + h / 2 * d for v, d in zip(y, k1)))
@@ -409,6 +416,39 @@ class GaussianModel1D:
             raise ValueError(f"the variance ODE overflowed for hbar = {hbar:g} (or too few steps = {steps}): "
                              "use a smaller hbar or more steps")
         return y
+
+    def nll_curve(self, hbars, steps: int = 4000) -> torch.Tensor:
+        r"""NLL(:math:`\hbar`) ({eq}`eq-gauss-nll`) at every :math:`\hbar` of ``hbars`` at once (a float64 tensor)."""
+        u = self.variance_curve(hbars, steps)
+        return self.v0 / (2 * u) + 0.5 * torch.log(2 * math.pi * u)
+
+    def variance_curve(self, hbars, steps: int = 4000) -> torch.Tensor:
+        r""":math:`u^\hbar_{t_{\min}}` at every :math:`\hbar` of ``hbars`` at once (a float64 tensor): the variance ODE
+        {eq}`eq-gauss-variance-ode` integrated by RK4 with ``steps`` steps for all of them together."""
+        hb = _checks.vector(hbars, "hbars")
+        if hb.numel() == 0:
+            raise ValueError("hbars must hold at least one hbar value")
+        for h in hb.tolist():
+            _checks.hbar(h, "hbars")
+        steps = _checks.positive_int(steps, "steps", low=10, high=_checks.MAX_STEPS)
+        b, k = self.beta, 1.0 + self.eps
+
+        def rhs(t, u):
+            return (-b + (1 + hb) * b * k / self._v(t)) * u - hb * b
+
+        h = -(self.T - self.t_min) / steps
+        t, u = self.T, torch.full_like(hb, self.prior_var)
+        for _ in range(steps):
+            k1 = rhs(t, u)
+            k2 = rhs(t + h / 2, u + h / 2 * k1)
+            k3 = rhs(t + h / 2, u + h / 2 * k2)
+            k4 = rhs(t + h, u + h * k3)
+            u = u + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            t += h
+        if not (bool(torch.isfinite(u).all()) and bool((u > 0).all())):
+            raise ValueError(f"the variance ODE overflowed for the largest hbars (or too few steps = {steps}): "
+                             "use smaller hbars or more steps")
+        return u
 
     @staticmethod
     def _points(x):
@@ -431,6 +471,13 @@ class GaussianModel1D:
         u, w = self.variance(0.0)
         return (x ** 2 / (2 * u ** 2) - 1 / (2 * u)) * w
 
+    def curvature(self, x):
+        r"""Exact :math:`\partial_\hbar^2\log q^\hbar_{t_{\min}}(x)` at 0 ({eq}`eq-gauss-second-order`):
+        :math:`(1/(2u^2) - x^2/u^3)(\partial_\hbar u)^2 + (x^2/(2u^2) - 1/(2u))\,\partial^2_\hbar u`."""
+        x = self._points(x)
+        u, w, w2 = self.variance(0.0, order=2)
+        return (1 / (2 * u ** 2) - x ** 2 / u ** 3) * w ** 2 + (x ** 2 / (2 * u ** 2) - 1 / (2 * u)) * w2
+
     def nll(self, hbar: float) -> float:
         r"""Expected NLL of clean data :math:`x_0\sim N(0, v_0)` under :math:`q^\hbar_{t_{\min}}`:
         :math:`v_0/(2u) + \tfrac12\log(2\pi u)` with :math:`u = u^\hbar_{t_{\min}}` ({eq}`eq-gauss-nll`)."""
@@ -443,9 +490,34 @@ class GaussianModel1D:
         u, w = self.variance(0.0, steps)
         return (u - self.v0) * w / (2 * u * u)
 
+    def nll_curvature(self, steps: int = 20_000) -> float:
+        r""":math:`d^2\mathrm{NLL}/d\hbar^2` at :math:`\hbar = 0` ({eq}`eq-gauss-second-order`):
+        :math:`(2v_0 - u)(\partial_\hbar u)^2/(2u^3) + (u - v_0)\,\partial^2_\hbar u/(2u^2)`; the
+        :math:`\hbar^2` coefficient of NLL(:math:`\hbar`) is half of it."""
+        u, w, w2 = self.variance(0.0, steps, order=2)
+        return (2 * self.v0 - u) * w * w / (2 * u ** 3) + (u - self.v0) * w2 / (2 * u * u)
+
     def entropy(self) -> float:
         r"""Entropy :math:`\tfrac12\log(2\pi e v_0)` of the data :math:`N(0, v_0)`: no NLL is below it (Gibbs)."""
         return 0.5 * math.log(2 * math.pi * math.e * self.v0)
+
+
+def hbar_star(hbars, exact, approx, frac: float = 0.1) -> float:
+    r"""The range of validity of an approximation to NLL(:math:`\hbar`): the first :math:`\hbar` of ``hbars`` (increasing,
+    starting at 0) at which :math:`|\text{approx} - \text{exact}| > \text{frac}\,|\text{exact} - \text{exact}(0)|` (``frac`` in (0, 1]),
+    or ``inf`` if there is none (book: Chapter 6, {eq}`eq-hbar-star`)."""
+    hb = _checks.vector(hbars, "hbars")
+    ex = _checks.vector(exact, "exact")
+    ap = _checks.vector(approx, "approx")
+    frac = _checks.real(frac, "frac", low=0.0, low_open=True, high=1.0)
+    if hb.numel() < 2 or float(hb[0]) != 0.0 or not bool((hb[1:] > hb[:-1]).all()):
+        raise ValueError("hbars must be an increasing 1-D sequence that starts at 0")
+    if ex.shape != hb.shape or ap.shape != hb.shape:
+        raise ValueError(f"exact and approx must have the shape of hbars {tuple(hb.shape)}, "
+                         f"got {tuple(ex.shape)} and {tuple(ap.shape)}")
+    bad = (ap - ex).abs() > frac * (ex - ex[0]).abs()
+    bad[0] = False
+    return float(hb[bad][0]) if bool(bad.any()) else math.inf
 
 
 def mixture_example(eps: float = 0.05):

@@ -580,6 +580,7 @@ def _other_leaks():
         case("dsm_loss-z-wrong-shape", lambda: dl(z=torch.ones(4, 3)), VE, "z"),
         case("dsm_loss-t-wrong-length", lambda: dl(t=torch.full((3,), 0.5, dtype=torch.float64)), VE, "t"),
         case("dsm_loss-t-zero", lambda: dl(t=torch.zeros(4, dtype=torch.float64)), VE, "t"),
+        case("swiss_roll-noise-overflows-float32", lambda: de.swiss_roll(3, gen(), noise=1.5e90), VE, "noise"),
         case("w2_trial-model-str", lambda: sm.w2_trial("abc", "swiss_roll", 1.0, 0, n=2, steps=2), EITHER, "model"),
         case("w2_trial-model-None", lambda: sm.w2_trial(None, "swiss_roll", 1.0, 0, n=2, steps=2), EITHER, "model"),
         case("w2_trial-model-without-sde", lambda: sm.w2_trial(de.ScoreMLP(2), "swiss_roll", 1.0, 0, n=2, steps=2),

@@ -31,7 +31,7 @@ from diffedu import fokker_planck as fp
 from diffedu import bridges, likelihood, ode, path_integral, quadrature, samplers, stats, train, wkb
 from diffedu.flows import Interpolant
 from diffedu.data import swiss_roll_mixture
-from diffedu.nets import flow_path, load_flow, paper_sde, weight_path
+from diffedu.nets import flax_init_, flow_path, load_flow, paper_sde, weight_path
 
 #: modules whose public callables are fuzzed here
 FUZZED_MODULES = ("device", "sde", "solvers", "stats", "fokker_planck", "schedules", "quadrature", "data",
@@ -135,7 +135,7 @@ CALLS = {
                                                    hbar=0.5, grid=GRID, prior_logp=None, max_step=0.05)),
     "sampler_marginal_spectral": (fp.sampler_marginal_spectral, dict(sde=de.VPSDE(de.Linear(0.1, 20.0), t_min=0.5),
                                                                      score=SCORE1, hbar=0.0, dim=1, half_width=8.0,
-                                                                     cells=32, batch=65_536)),
+                                                                     cells=32, second=True, batch=65_536)),
     "Linear": (de.Linear, dict(beta_min=0.1, beta_max=20.0)),
     "Cosine": (de.Cosine, dict(s=0.008, t_max=0.999)),
     "Schedule.alpha": (de.Linear(0.1, 20.0).alpha, dict(t=0.5)),
@@ -151,7 +151,7 @@ CALLS = {
     "swiss_roll_mixture": (swiss_roll_mixture, dict(components=20, noise=0.5)),
     "gaussian_grid_mixture": (de.gaussian_grid_mixture, {}),
     "gaussian_grid": (de.gaussian_grid, dict(n=5, generator=GEN(), dtype=torch.float32, device=None)),
-    "ScoreMLP": (de.ScoreMLP, dict(dim=2, hidden=8, layers=2)),
+    "ScoreMLP": (de.ScoreMLP, dict(dim=2, hidden=8, layers=2, init="flax")),
     "ScoreMLP.forward": (NET, dict(x=X.float(), t=torch.full((3,), 0.5))),
     "ScoreMLP.derivatives": (NET.derivatives, dict(x=X.float(), t=torch.full((3,), 0.5), order=2)),
     "paper_sde": (paper_sde, dict(schedule="simple")),
@@ -161,8 +161,14 @@ CALLS = {
                                       reduction="mean")),
     "flow_path": (flow_path, {}),
     "load_flow": (load_flow, dict(data="swiss_roll", device=None)),
-    "train_dsm": (_fresh_train, dict(model=de.ScoreMLP(dim=2, hidden=8, layers=2), data=X.float().repeat(4, 1), sde=VP,
+    "train_dsm": (_fresh_train, dict(model=de.ScoreMLP(dim=2, hidden=8, layers=2), data=X.float().repeat(4, 1), sde=VP, t_grid=None,
                                      steps=2, batch_size=4, lr=1e-3, generator=GEN(), progress=False, log_every=1)),
+    "train_dsm_many": (lambda models, **kw: train.train_dsm_many(
+                           [copy.deepcopy(m) for m in models] if isinstance(models, list) else models, **kw),
+                       dict(models=[de.ScoreMLP(dim=2, hidden=8, layers=2)] * 2, data=[X.float().repeat(4, 1)] * 2,
+                            sdes=[VP, VP], steps=2, batch_size=4, lr=1e-3, generators=[GEN(), GEN()], t_grid=10,
+                            progress=False, log_every=1)),
+    "flax_init_": (lambda layer: flax_init_(copy.deepcopy(layer)), dict(layer=torch.nn.Linear(3, 4))),
     "fm_loss": (train.fm_loss, dict(model=NET, x0=X.float(), path=LINEAR_PATH, t=torch.full((3,), 0.5), z=X.float(),
                                     reduction="mean")),
     "train_flow_matching": (lambda **kw: train.train_flow_matching(copy.deepcopy(kw.pop("model")), **kw),
@@ -205,7 +211,12 @@ CALLS = {
                                                                  form="score", rtol=1e-3, atol=1e-3, box=5.0,
                                                                  prior_logp=None, max_steps=10_000)),
     "GaussianModel1D": (wkb.GaussianModel1D, dict(v0=0.5, eps=0.1, beta=2.0, T=3.0, t_min=0.0, prior_var=1.0)),
-    "GaussianModel1D.variance": (GAUSS.variance, dict(hbar=0.5, steps=100)),
+    "GaussianModel1D.variance": (GAUSS.variance, dict(hbar=0.5, steps=100, order=2)),
+    "GaussianModel1D.curvature": (GAUSS.curvature, dict(x=X1)),
+    "GaussianModel1D.nll_curvature": (GAUSS.nll_curvature, dict(steps=100)),
+    "GaussianModel1D.nll_curve": (GAUSS.nll_curve, dict(hbars=[0.0, 0.5], steps=100)),
+    "GaussianModel1D.variance_curve": (GAUSS.variance_curve, dict(hbars=[0.0, 0.5], steps=100)),
+    "hbar_star": (wkb.hbar_star, dict(hbars=[0.0, 0.1, 0.2], exact=[1.0, 0.9, 0.85], approx=[1.0, 0.9, 0.8], frac=0.1)),
     "GaussianModel1D.log_q": (GAUSS.log_q, dict(x=X1, hbar=0.5)),
     "GaussianModel1D.nll_slope": (GAUSS.nll_slope, dict(steps=100)),
     "mixture_example": (wkb.mixture_example, dict(eps=0.05)),
