@@ -355,5 +355,6 @@ def model_dim(score, d: int, name: str = "score", what: str = "x") -> None:
     caller instead of letting the network complain about a shape three calls later."""
     m = getattr(score, "dim", None)
     if isinstance(m, int) and not isinstance(m, bool) and m != d:
-        raise ValueError(f"{what} has d = {d} columns but the model {name} is a {m}-dimensional network "
+        raise ValueError(f"{what} has d = {d} columns but {'the model' if name == 'model' else 'the model ' + name} "
+                         f"is a {m}-dimensional network "
                          f"({name}.dim = {m}): pass data of shape (n, {m}) or a model of dimension {d}")

@@ -54,7 +54,7 @@ class ScoreMLP(nn.Module):
     ``forward(x, t)`` takes ``x`` of shape ``(n, dim)`` and ``t`` a number or a tensor of
     shape ``(n,)``; returns shape ``(n, dim)``.  About 33.8k parameters for ``dim = 2``.
     ``init="torch"`` keeps PyTorch's default initialisation (uniform on :math:`\pm 1/\sqrt{\text{fan\_in}}` for
-    weights and biases); ``init="flax"`` is that of the paper's Flax code (:func:`flax_init_`).  Both draw from
+    weights and biases); ``init="flax"`` is that of the paper's Flax code (:func:`diffedu.nets.flax_init_`).  Both draw from
     torch's global generator.
     """
 

@@ -91,7 +91,7 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
     epoch by epoch (a permutation of the data, then the epoch's times, then its noise), so a seed (and the
     model's initial weights) fixes the result.  ``progress`` prints a one-line progress bar.
     ``lr`` lies in (0, 10].  A :class:`~diffedu.nets.ScoreMLP` is trained by the fast engine of
-    :func:`train_dsm_many` (its gradient written out by hand, Adam on one flat tensor); any other module by
+    :func:`diffedu.train.train_dsm_many` (its gradient written out by hand, Adam on one flat tensor); any other module by
     autograd and ``torch.optim.Adam``, on the same draws and the same loss.
     """
     if not isinstance(model, torch.nn.Module):
@@ -103,21 +103,23 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
 def train_dsm_many(models, data, sdes, steps: int, batch_size: int = 512, lr: float = 1e-3, generators=None, *,
                    t_grid: int | None = None, progress: bool = True, log_every: int = 100,
                    _name: str = "train_dsm_many") -> torch.Tensor:
-    r"""Train several score networks at once, each exactly as :func:`train_dsm` would; returns the losses ``(M, steps)``.
+    r"""Train several score networks at once, each exactly as :func:`diffedu.train_dsm` would; returns the losses ``(M, steps)``.
 
     ``models``, ``data``, ``sdes`` and ``generators`` are sequences of one length M: model m learns the score of
     ``data[m]`` under ``sdes[m]`` with the draws of ``generators[m]`` (``None``: torch's global generator, or
-    one ``None`` for all).  :class:`~diffedu.nets.ScoreMLP`\ s of one shape, dtype and device become one batched
+    one ``None`` for all).  Only distinct generators give each model the draws of its own :func:`diffedu.train_dsm` run:
+    models that share one (or torch's global generator) take turns on its stream, epoch by epoch.  :class:`~diffedu.nets.ScoreMLP`\ s of one shape, dtype and device become one batched
     network (weights ``(M, in, out)``, batched matrix products), so the four shipped models train as one;
     any other module must come alone (M = 1).  The models are updated in place.
     """
     models, data, procs, generators = _many(models, data, sdes, generators)
-    for m, (model, x, sde) in enumerate(zip(models, data, procs)):
+    for m, sde in enumerate(procs):
+        name = "sde" if len(procs) == 1 else f"sdes[{m}]"
         if not isinstance(sde, SDE):
-            raise TypeError(f"sdes[{m}] must be a diffedu SDE, got {type(sde).__name__}")
+            raise TypeError(f"{name} must be a diffedu SDE, got {type(sde).__name__}")
         if sde.t_min <= 0:
-            raise ValueError(f"sde.t_min must be > 0 for score matching (the target z / sigma diverges at t = 0); "
-                             f"sdes[{m}] has t_min = {sde.t_min:g}")
+            raise ValueError(f"{name}.t_min must be > 0 for score matching (the target z / sigma diverges at t = 0), "
+                             f"got t_min = {sde.t_min:g}")
     return _fit(_name, models, data, procs, [_dsm_targets(sde) for sde in procs], steps, batch_size, lr,
                 generators, t_grid, progress, log_every)
 
@@ -136,13 +138,15 @@ def _many(models, data, procs, generators):
     for m, model in enumerate(models):
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}" + (f" (models[{m}])" if n > 1 else ""))
+        if any(other is model for other in models[:m]):
+            raise ValueError(f"models[{m}] is the same module as an earlier entry: each model must be its own network")
     out = []
     for m, (model, x) in enumerate(zip(models, data)):
         x = _checks.batch(x, "data" if n == 1 else f"data[{m}]")
         _checks.model_dim(model, x.shape[1], "model" if n == 1 else f"models[{m}]", "data" if n == 1 else f"data[{m}]")
         out.append(x)
-    for g in generators:
-        _checks.generator(g)
+    for m, g in enumerate(generators):
+        _checks.generator(g, "generator" if n == 1 else f"generators[{m}]")
     if n > 1 and not all(type(model) is ScoreMLP for model in models):
         raise TypeError("models: only ScoreMLPs train together (as one batched network); train any other module alone")
     return list(models), out, list(procs), list(generators)
@@ -167,16 +171,25 @@ def _fit(name, models, data, procs, targets, steps, batch_size, lr, generators, 
     noise; the remainder of the permutation is dropped."""
     steps = _checks.positive_int(steps, "steps", high=_checks.MAX_STEPS)
     batch_size = _checks.positive_int(batch_size, "batch_size")
-    for x in data:
+    for m, x in enumerate(data):
         if batch_size > x.shape[0]:
-            raise ValueError(f"batch_size must be <= the number of data points {x.shape[0]}, got {batch_size}")
+            raise ValueError(f"batch_size must be <= the number of data points {x.shape[0]}"
+                             f"{'' if len(data) == 1 else f' of data[{m}]'}, got {batch_size}")
     # Adam with lr > 10 only diverges, and lr > 3e38 does not fit the float32 update at all
     lr = _checks.real(lr, "lr", low=0.0, low_open=True, high=10.0)
     if t_grid is not None:
-        t_grid = _checks.positive_int(t_grid, "t_grid", low=2, high=10**8)
+        t_grid = _checks.positive_int(t_grid, "t_grid", low=2, high=10**6)
     _checks.flag(progress, "progress")
     log_every = _checks.positive_int(log_every, "log_every")
-    fast = all(type(model) is ScoreMLP for model in models)
+    for m, model in enumerate(models):
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(f"{'model' if len(models) == 1 else f'models[{m}]'} has no trainable parameters (all have "
+                             "requires_grad=False, as a loaded pretrained model does): unfreeze them to train it")
+    # the hand-written engine trains every weight: it is for ScoreMLPs none of whose parameters are frozen
+    fast = all(type(model) is ScoreMLP and all(p.requires_grad for p in model.parameters()) for model in models)
+    if len(models) > 1 and not fast:
+        raise ValueError("models: ScoreMLPs with frozen parameters (requires_grad=False) train one at a time, with "
+                         "train_dsm; unfreeze them (p.requires_grad_(True)) to train them together")
     engine = _Stack(models, lr) if fast else _Autograd(models[0], lr, name)
     if fast:
         dev = engine.p.device
@@ -200,11 +213,13 @@ def _fit(name, models, data, procs, targets, steps, batch_size, lr, generators, 
         else:             # (x_t, y, w, t) of the M models, stacked
             batch = [torch.stack([e[i][k[j]] for j, e in enumerate(epochs)]) for i in range(4)]
         loss = engine.gradient(*batch)
-        if not bool(torch.isfinite(loss).all()):
+        finite = torch.isfinite(loss)
+        if not bool(finite.all()):
             engine.finish(models)      # the weights of the last finite step
+            which = "" if len(models) == 1 else f" of models {torch.nonzero(~finite).flatten().tolist()}"
             if step == 0:
-                raise ValueError("model returned non-finite values (NaN or inf)")
-            raise FloatingPointError(f"{name}: the loss became non-finite at step {step + 1} (lr = {lr:g}); "
+                raise ValueError(f"model returned non-finite values (NaN or inf){which}")
+            raise FloatingPointError(f"{name}: the loss{which} became non-finite at step {step + 1} (lr = {lr:g}); "
                                      "lower lr (Adam's usual range is 1e-4 to 1e-2)")
         engine.update()
         losses[:, step] = loss.detach().to("cpu", torch.float32)
@@ -232,7 +247,7 @@ def _draw_epoch(data, proc, per_epoch, batch_size, generator, grid):
     else:
         t = grid[torch.randint(grid.shape[0], (per_epoch, batch_size), generator=generator)]
     z = randn(x0.shape, generator=generator, device=data.device, dtype=data.dtype)
-    return x0, t, z
+    return x0, t.to(data.device), z
 
 
 class _Autograd:

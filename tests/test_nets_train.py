@@ -286,8 +286,32 @@ def test_training_options_bad_input():
     with pytest.raises(ValueError, match="share one shape"):
         de.train.train_dsm_many([nets[0], de.ScoreMLP(2, hidden=16, layers=2)], data, sdes, 2, batch_size=64,
                                 progress=False)
-    with pytest.raises(ValueError, match=r"sdes\[1\] has t_min = 0"):
+    with pytest.raises(ValueError, match=r"sdes\[1\]\.t_min must be > 0"):
         de.train.train_dsm_many(nets, data, [sdes[0], de.VPSDE(de.Linear(), t_min=0.0)], 2, batch_size=64,
                                 progress=False)
     with pytest.raises(ValueError, match=r"data\[1\]"):
         de.train.train_dsm_many(nets, [data[0], torch.randn(50, 3)], sdes, 2, batch_size=16, progress=False)
+    with pytest.raises(TypeError, match=r"^sde must be a diffedu SDE"):        # train_dsm names its own argument
+        de.train_dsm(nets[0], data[0], "vp", 2, batch_size=64, progress=False)
+    with pytest.raises(TypeError, match=r"generators\[1\]"):
+        de.train.train_dsm_many(nets, data, sdes, 2, batch_size=64, generators=[gens[0], 3], progress=False)
+    with pytest.raises(ValueError, match=r"models\[1\] is the same module"):
+        de.train.train_dsm_many([nets[0], nets[0]], data, sdes, 2, batch_size=64, progress=False)
+    with pytest.raises(ValueError, match="t_grid"):
+        de.train_dsm(nets[0], data[0], sdes[0], 2, batch_size=64, t_grid=10**7, progress=False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        de.train_dsm(de.load_pretrained("swiss_roll", "simple"), data[0], sdes[0], 2, batch_size=64, progress=False)
+
+
+def test_frozen_parameters_stay_frozen():
+    """A ScoreMLP with a frozen layer is trained by autograd, which leaves that layer alone (the hand-written engine
+    would move every weight); frozen models cannot train together."""
+    nets, data, sdes = _two_models(torch.float32)
+    first = nets[0].net[0]
+    first.weight.requires_grad_(False)
+    before = first.weight.detach().clone()
+    de.train_dsm(nets[0], data[0], sdes[0], 5, batch_size=64, progress=False)
+    assert torch.equal(first.weight, before)
+    assert not torch.equal(nets[0].net[2].weight, _two_models(torch.float32)[0][0].net[2].weight)
+    with pytest.raises(ValueError, match="frozen"):
+        de.train.train_dsm_many(nets, data, sdes, 2, batch_size=64, progress=False)
