@@ -624,7 +624,8 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
         return [f[:, a].reshape(shape) for a in range(d)], [s[:, a].reshape(shape) for a in range(d)], g2
 
     def rhs(t, y):
-        # 2d + 3 transforms per evaluation with the tangent (d + 1 without it at hbar = 0, d + 2 at hbar > 0):
+        # 2d + 3 transforms per evaluation with the tangent, 3d + 5 with the second order as well (d + 1 without either
+        # at hbar = 0, d + 2 at hbar > 0):
         # the Laplacian only for hbar > 0 or the tangent, and the tangent's two divergences are one (linearity)
         f, s, g2 = fields(t)
         q = y[0][0]

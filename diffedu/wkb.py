@@ -503,9 +503,10 @@ class GaussianModel1D:
 
 
 def hbar_star(hbars, exact, approx, frac: float = 0.1) -> float:
-    r"""The range of validity of an approximation to NLL(:math:`\hbar`): the first :math:`\hbar` of ``hbars`` (increasing,
-    starting at 0) at which :math:`|\text{approx} - \text{exact}| > \text{frac}\,|\text{exact} - \text{exact}(0)|` (``frac`` in (0, 1]),
-    or ``inf`` if there is none (book: Chapter 6, {eq}`eq-hbar-star`)."""
+    r"""The range of validity of an approximation to NLL(:math:`\hbar`) ({eq}`eq-hbar-star`): the smallest
+    :math:`\hbar` at which :math:`|\text{approx} - \text{exact}|` exceeds :math:`\text{frac}\,|\text{exact} - \text{exact}(0)|`
+    (``frac`` in (0, 1]), on the curve given at ``hbars`` (increasing, starting at 0): the first grid interval where
+    the excess changes sign, with the crossing interpolated linearly in it; ``inf`` if there is none."""
     hb = _checks.vector(hbars, "hbars")
     ex = _checks.vector(exact, "exact")
     ap = _checks.vector(approx, "approx")
@@ -515,9 +516,15 @@ def hbar_star(hbars, exact, approx, frac: float = 0.1) -> float:
     if ex.shape != hb.shape or ap.shape != hb.shape:
         raise ValueError(f"exact and approx must have the shape of hbars {tuple(hb.shape)}, "
                          f"got {tuple(ex.shape)} and {tuple(ap.shape)}")
-    bad = (ap - ex).abs() > frac * (ex - ex[0]).abs()
-    bad[0] = False
-    return float(hb[bad][0]) if bool(bad.any()) else math.inf
+    excess = (ap - ex).abs() - frac * (ex - ex[0]).abs()        # > 0: the approximation has failed
+    bad = torch.nonzero(excess[1:] > 0).flatten()
+    if bad.numel() == 0:
+        return math.inf
+    i = int(bad[0]) + 1
+    if i == 1:                                                  # failed already at the first grid point
+        return float(hb[1])
+    e0, e1 = float(excess[i - 1]), float(excess[i])
+    return float(hb[i - 1] + (hb[i] - hb[i - 1]) * (-e0) / (e1 - e0))
 
 
 def mixture_example(eps: float = 0.05):

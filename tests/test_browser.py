@@ -74,6 +74,13 @@ def _open(browser, server, rel, viewport=None):
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
     page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     page.goto(f"{server}/{rel}", wait_until="load")
+    # Jupyter Book's root index.html is a meta-refresh page: wait for the page it sends us to, or the checks below
+    # would count that page's math before its MathJax has run (the failure seen in clean-clone CI on index.html)
+    redirect = (SITE / rel).read_text(errors="replace") if (SITE / rel).exists() else ""
+    target = re.search(r'http-equiv="Refresh" content="0; url=([^"]+)"', redirect, re.I)
+    if target:
+        page.wait_for_url(f"**/{target.group(1)}", timeout=30000)
+        page.wait_for_load_state("load")
     # MathJax loads asynchronously: on a page with math, wait until it exists and has typeset (checking only
     # "no MathJax yet" let a loaded CI machine test the index page before MathJax arrived)
     page.wait_for_function("() => document.querySelectorAll('.math').length === 0 || "
