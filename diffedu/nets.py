@@ -37,7 +37,7 @@ _TRUNCATED_STD = 0.87962566103423978
 def flax_init_(layer: nn.Linear) -> None:
     r"""Initialise ``layer`` in place as Flax's ``nn.Dense`` does by default (the paper's code): LeCun-normal kernels,
     a normal truncated to two standard deviations and rescaled so that its standard deviation is
-    :math:`1/\sqrt{\text{fan\_in}}`, and zero biases.  Draws from torch's global generator (seed it with
+    :math:`1/\sqrt{\mathrm{fan}_{\rm in}}`, and zero biases.  Draws from torch's global generator (seed it with
     :func:`diffedu.manual_seed`)."""
     if not isinstance(layer, nn.Linear):
         raise TypeError(f"layer must be a torch.nn.Linear, got {type(layer).__name__}")
@@ -53,7 +53,7 @@ class ScoreMLP(nn.Module):
 
     ``forward(x, t)`` takes ``x`` of shape ``(n, dim)`` and ``t`` a number or a tensor of
     shape ``(n,)``; returns shape ``(n, dim)``.  About 33.8k parameters for ``dim = 2``.
-    ``init="torch"`` keeps PyTorch's default initialisation (uniform on :math:`\pm 1/\sqrt{\text{fan\_in}}` for
+    ``init="torch"`` keeps PyTorch's default initialisation (uniform on :math:`\pm 1/\sqrt{\mathrm{fan}_{\rm in}}` for
     weights and biases); ``init="flax"`` is that of the paper's Flax code (:func:`diffedu.nets.flax_init_`).  Both draw from
     torch's global generator.
     """

@@ -96,13 +96,12 @@ def train_dsm(model: torch.nn.Module, data: torch.Tensor, sde: SDE, steps: int, 
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return train_dsm_many([model], [data], [sde], steps, batch_size, lr, [generator], t_grid=t_grid,
-                          progress=progress, log_every=log_every, _name="train_dsm")[0]
+    return _train_dsm("train_dsm", [model], [data], [sde], steps, batch_size, lr, [generator], t_grid, progress,
+                      log_every)[0]
 
 
 def train_dsm_many(models, data, sdes, steps: int, batch_size: int = 512, lr: float = 1e-3, generators=None, *,
-                   t_grid: int | None = None, progress: bool = True, log_every: int = 100,
-                   _name: str = "train_dsm_many") -> torch.Tensor:
+                   t_grid: int | None = None, progress: bool = True, log_every: int = 100) -> torch.Tensor:
     r"""Train several score networks at once, each exactly as :func:`diffedu.train_dsm` would; returns the losses ``(M, steps)``.
 
     ``models``, ``data``, ``sdes`` and ``generators`` are sequences of one length M: model m learns the score of
@@ -112,15 +111,20 @@ def train_dsm_many(models, data, sdes, steps: int, batch_size: int = 512, lr: fl
     network (weights ``(M, in, out)``, batched matrix products), so the four shipped models train as one;
     any other module must come alone (M = 1).  The models are updated in place.
     """
+    return _train_dsm("train_dsm_many", models, data, sdes, steps, batch_size, lr, generators, t_grid, progress,
+                      log_every)
+
+
+def _train_dsm(name, models, data, sdes, steps, batch_size, lr, generators, t_grid, progress, log_every):
     models, data, procs, generators = _many(models, data, sdes, generators)
     for m, sde in enumerate(procs):
-        name = "sde" if len(procs) == 1 else f"sdes[{m}]"
+        arg = "sde" if len(procs) == 1 else f"sdes[{m}]"
         if not isinstance(sde, SDE):
-            raise TypeError(f"{name} must be a diffedu SDE, got {type(sde).__name__}")
+            raise TypeError(f"{arg} must be a diffedu SDE, got {type(sde).__name__}")
         if sde.t_min <= 0:
-            raise ValueError(f"{name}.t_min must be > 0 for score matching (the target z / sigma diverges at t = 0), "
+            raise ValueError(f"{arg}.t_min must be > 0 for score matching (the target z / sigma diverges at t = 0), "
                              f"got t_min = {sde.t_min:g}")
-    return _fit(_name, models, data, procs, [_dsm_targets(sde) for sde in procs], steps, batch_size, lr,
+    return _fit(name, models, data, procs, [_dsm_targets(sde) for sde in procs], steps, batch_size, lr,
                 generators, t_grid, progress, log_every)
 
 

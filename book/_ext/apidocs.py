@@ -1,7 +1,8 @@
 """Docstrings for the API page (book/api.md): equation references and "Parameters" sections.
 
 Docstrings refer to the book's equations as MyST does, ``{eq}`label```; reStructuredText, in which
-autodoc reads them, spells the same reference ``:eq:`label```, so this hook rewrites it.
+autodoc reads them, spells the same reference ``:eq:`label```, so this hook rewrites it (and drops the
+parentheses around a reference, which ``:eq:`` prints itself).
 
 ``diffedu`` writes parameters as a NumPy-style section whose entries are ``name : description``
 (a description, not a type). Sphinx's napoleon would read the description as a type and try to
@@ -12,6 +13,8 @@ import re
 
 _ENTRY = re.compile(r"^(\w+(?:,\s*\w+)*)\s+:\s*(.*)$")
 _EQ = re.compile(r"\{eq\}`([^`]+)`")
+#: "({eq}`a`)" or "({eq}`a`, {eq}`b`)": :eq: prints its own parentheses, so the outer ones go
+_EQ_IN_PARENS = re.compile(r"\((\{eq\}`[^`]+`(?:(?:, | and )\{eq\}`[^`]+`)*)\)")
 
 
 def _parameters_to_fields(app, what, name, obj, options, lines):
@@ -33,7 +36,7 @@ def _parameters_to_fields(app, what, name, obj, options, lines):
             continue
         out.append(lines[i])
         i += 1
-    lines[:] = [_EQ.sub(r":eq:`\1`", line) for line in out]
+    lines[:] = [_EQ.sub(r":eq:`\1`", _EQ_IN_PARENS.sub(r"\1", line)) for line in out]
 
 
 def setup(app):
