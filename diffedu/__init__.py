@@ -10,7 +10,8 @@ from .device import default_device, make_generator, manual_seed, randn
 from .schedules import Cosine, Linear, Schedule
 from .sde import (SDE, AdditiveSDE, BrownianMotion, GeometricBrownianMotion, ItoSDE, OrnsteinUhlenbeck, ReverseSDE,
                   SubVPSDE, VESDE, VPSDE)
-from .solvers import brownian_increments, coarsen, euler_maruyama, heun, milstein, time_grid
+from .solvers import (brownian_increments, brownian_increments_dz, coarsen, coarsen_dz, euler_maruyama, heun, milstein,
+                      srk15, time_grid)
 from .data import GaussianMixture, gaussian_grid, gaussian_grid_mixture, swiss_roll
 from .nets import ScoreMLP, load_pretrained, paper_sde
 from .samplers import sample
@@ -41,7 +42,8 @@ __all__ = [
     "Schedule", "Linear", "Cosine",
     "SDE", "AdditiveSDE", "ReverseSDE", "BrownianMotion", "OrnsteinUhlenbeck", "VPSDE", "SubVPSDE", "VESDE",
     "GeometricBrownianMotion", "ItoSDE",
-    "euler_maruyama", "milstein", "heun", "brownian_increments", "coarsen", "time_grid",
+    "euler_maruyama", "milstein", "heun", "srk15", "brownian_increments", "coarsen", "brownian_increments_dz",
+    "coarsen_dz", "time_grid",
     "GaussianMixture", "swiss_roll", "gaussian_grid", "gaussian_grid_mixture",
     "ScoreMLP", "load_pretrained", "paper_sde", "train_dsm", "sample",
     *MODULES,

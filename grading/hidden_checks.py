@@ -118,10 +118,19 @@ def ito_w3(get, rng):
     m, se = float(lhs.mean()), float(lhs.std()) / math.sqrt(M)
     if abs(m) > 6 * se:
         raise Wrong(f"the mean of lhs is {m:.4f}: an Ito integral has mean 0")
-    sq = lhs**2
-    if abs(float(sq.mean()) - T**3) > 6 * float(sq.std()) / math.sqrt(M):
-        raise Wrong(f"E[lhs^2] = {float(sq.mean()):.4f}, not T^3 (Ito isometry)")
-    return "mean 0, Ito isometry, and the two sums differ by the discretisation only"
+    # the law of lhs through two fractions (binomial standard errors hold for any seed; E[lhs^2] has too heavy a
+    # tail): lhs = a^3/3 - a/2 - b/sqrt(12) with a = w_T, b independent standard normals (T = 1)
+    a = torch.linspace(-9.0, 9.0, 36001, dtype=F64)
+    P, c = a**3 / 3 - a / 2, 1 / math.sqrt(12)
+    cdf = lambda z: 0.5 * torch.special.erfc(-z / math.sqrt(2))
+    dens = torch.exp(-a**2 / 2) / math.sqrt(2 * math.pi) * float(a[1] - a[0])
+    for q in (0.3, 1.0):
+        p = float(((cdf((q - P) / c) - cdf((-q - P) / c)) * dens).sum())
+        frac = float((lhs.abs() < q).double().mean())
+        if abs(frac - p) > 6 * math.sqrt(p * (1 - p) / M):
+            raise Wrong(f"{frac:.3f} of the values of lhs lie within {q} of 0, against {p:.3f} for the Ito integral "
+                        "int_0^1 w^2 dw (the Stratonovich w_T^3/3 gives {:.3f})".format(math.erf((3 * q) ** (1 / 3) / math.sqrt(2))))
+    return "mean 0, the law of the Ito integral, and the two sums differ by the discretisation only"
 
 
 def em_stationary(get, rng):
@@ -168,6 +177,102 @@ def perrin_budget(get, rng):
     if abs(sd - 0.01) > 6 * 0.01 / math.sqrt(2 * 399):
         raise Wrong(f"the relative errors spread by {sd:.4f}, not 1 %")
     return "K = 20 000; the relative errors have mean 0 and spread 1 %"
+
+
+def _stationary_cov_van_loan(A, Q):
+    """Sigma_inf = int_0^inf e^(As) Q e^(A^T s) ds for a stable A. Van Loan's block exponential
+    exp(h [[-A, Q], [0, A^T]]) = [[., F], [0, e^(A^T h)]] gives the integral up to h as e^(Ah) F; then
+    Sigma(2t) = Sigma(t) + e^(At) Sigma(t) e^(A^T t) doubles the horizon until e^(At) has died out."""
+    d = A.shape[0]
+    h = 1.0 / max(1.0, float(A.abs().sum(1).max()))
+    C = torch.zeros(2 * d, 2 * d, dtype=F64)
+    C[:d, :d], C[:d, d:], C[d:, d:] = -A, Q, A.T
+    E = torch.linalg.matrix_exp(h * C)
+    phi = E[d:, d:].T.contiguous()                      # e^(A h)
+    S = phi @ E[:d, d:]
+    for _ in range(100):
+        if float(phi.abs().max()) < 1e-20:
+            break
+        S = S + phi @ S @ phi.T
+        phi = phi @ phi
+    else:
+        raise RuntimeError("the reference did not converge: A is not stable")
+    return 0.5 * (S + S.T)
+
+
+def lyapunov_2d(get, rng):
+    fn = _function(get("stationary_cov"), "stationary_cov")
+    sizes = []
+    for _ in range(3):
+        d = int(torch.randint(2, 6, (), generator=rng))
+        m = int(torch.randint(1, d + 2, (), generator=rng))
+        sizes.append(f"{d} x {m}")
+        B = _uniform(rng, 0.5, 1.5) * torch.randn(d, d, generator=rng, dtype=F64)
+        shift = float(torch.linalg.eigvals(B).real.max()) + _uniform(rng, 0.3, 1.5)
+        A = B - shift * torch.eye(d, dtype=F64)          # every eigenvalue has real part <= -0.3
+        G = torch.randn(d, m, generator=rng, dtype=F64)
+        out = _tensor(_call(fn, "stationary_cov", A.clone(), G.clone()), "stationary_cov(A, G)", (d, d))
+        want = _stationary_cov_van_loan(A, G @ G.T)
+        gap = float((out - want).abs().max()) / float(want.abs().max())
+        if gap > 1e-9:
+            raise Wrong(f"for a random stable {d} x {d} A and a {d} x {m} G, stationary_cov(A, G) differs from "
+                        f"int_0^inf e^(As) G G^T e^(A^T s) ds by {gap:.3g} (relative; the grader's tolerance is 1e-9)")
+    A = torch.tensor([[-1.0, 2.0], [-1.0, -0.5]], dtype=F64)
+    G = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=F64)
+    S = _tensor(get("Sigma_inf"), "Sigma_inf", (2, 2))
+    want = _stationary_cov_van_loan(A, G @ G.T)
+    if float((S - want).abs().max()) > 1e-6 * float(want.abs().max()):
+        raise Wrong("Sigma_inf is not the stationary covariance of the exercise's A and G (relative tolerance 1e-6)")
+    return "Sigma_inf, and stationary_cov on random stable A with G of sizes " + ", ".join(sizes)
+
+
+def _strat_sigma(x):
+    return 1.0 + 0.5 * torch.sin(x)
+
+
+def _strat_moments(T=1.0, x0=1.0, L=6.0, n=301):
+    """E[x_T^k | x_0 = x0], k = 1..4, for the Stratonovich SDE dx = -x dt + sigma(x) o dw: the backward equation
+    in Stratonovich form, du/dt = -x u' + (1/2) sigma (sigma u')', with sigma u' taken at the half points (no Ito
+    drift is formed), central differences in x and an exact matrix exponential in t; u = x^k at the far ends."""
+    x = torch.linspace(-L, L, n, dtype=F64)
+    h = float(x[1] - x[0])
+    s, s_lo, s_hi = _strat_sigma(x), _strat_sigma(x - h / 2), _strat_sigma(x + h / 2)
+    gen = torch.zeros(n, n, dtype=F64)
+    i = torch.arange(1, n - 1)
+    gen[i, i - 1] = 0.5 * s[i] * s_lo[i] / h**2 + x[i] / (2 * h)
+    gen[i, i] = -0.5 * s[i] * (s_lo[i] + s_hi[i]) / h**2
+    gen[i, i + 1] = 0.5 * s[i] * s_hi[i] / h**2 - x[i] / (2 * h)
+    k = int(torch.argmin((x - x0).abs()))
+    assert abs(float(x[k]) - x0) < 1e-12
+    row = torch.linalg.matrix_exp(T * gen)[k]
+    return [float(row @ x**p) for p in (1, 2, 3, 4)]
+
+
+def strat_to_ito(get, rng):
+    fn = _function(get("ito_drift"), "ito_drift")
+    for shape in ((int(torch.randint(5, 40, (), generator=rng)),), (int(torch.randint(5, 40, (), generator=rng)), 1)):
+        x = _uniform(rng, -5.0, 5.0, shape)
+        out = _tensor(_call(fn, "ito_drift", x.clone()), "ito_drift(x)", shape)
+        want = -x + 0.25 * torch.cos(x) * (1 + 0.5 * torch.sin(x))
+        if not torch.allclose(out, want, rtol=1e-9, atol=1e-9):
+            raise Wrong(f"on {shape[0]} random points (shape {shape}) ito_drift differs from -x + (1/2) sigma sigma' "
+                        f"(largest difference {float((out - want).abs().max()):.3g})")
+    xT = _tensor(get("x_T"), "x_T", (20000,))
+    mT = _number(get("mean_T"), "mean_T")
+    n, m, v = xT.numel(), float(xT.mean()), float(xT.var())
+    if abs(mT - m) > 1e-6 * max(1.0, abs(m)):
+        raise Wrong(f"mean_T = {mT:.6g} is not the mean of x_T ({m:.6g})")
+    m1, m2, m3, m4 = _strat_moments()
+    var = m2 - m1**2
+    mu4 = m4 - 4 * m3 * m1 + 6 * m2 * m1**2 - 3 * m1**4
+    # 0.004 and 0.01: the O(dt) bias of a weak-order-1 scheme at dt = 0.01 (Euler–Maruyama: -0.002 and +0.005)
+    if abs(m - m1) > 6 * math.sqrt(var / n) + 0.004:
+        raise Wrong(f"the paths average {m:.4f}; E[x_T] of the Stratonovich SDE is {m1:.4f} (tolerance six standard "
+                    "errors of 20 000 paths plus the bias of dt = 0.01)" + (": that is e^(-T), the Ito equation without "
+                    "the correction" if abs(m - math.exp(-1.0)) < 6 * math.sqrt(var / n) else ""))
+    if abs(v - var) > 6 * math.sqrt((mu4 - var**2) / n) + 0.01:
+        raise Wrong(f"the paths have variance {v:.4f}; Var x_T of the Stratonovich SDE is {var:.4f}")
+    return "ito_drift at random points, and the mean and variance of x_T against the backward equation"
 
 
 # --- Chapter 2 -----------------------------------------------------------------------------------
@@ -538,6 +643,8 @@ EXERCISES = {
     "ex-em-stationary": (1, ("x_em",), em_stationary),
     "ex-heun-strat": (1, ("heun_plain",), heun_strat),
     "ex-perrin-budget": (1, ("K_needed", "rel_errors"), perrin_budget),
+    "ex-lyapunov-2d": (1, ("stationary_cov", "Sigma_inf"), lyapunov_2d),
+    "ex-strat-to-ito": (1, ("ito_drift", "x_T", "mean_T"), strat_to_ito),
     "ex-fp-ou": (1, ("p_final", "grid"), fp_ou),
     "ex-fv-mass": (1, ("fv_rhs",), fv_mass),
     "ex-ve-variance": (1, ("t_half",), ve_variance),

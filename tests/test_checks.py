@@ -4,6 +4,7 @@
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -151,3 +152,85 @@ def test_kl_terms_need_the_exercise_mixture():
         checks.check_kl_terms(0.01 * old, 0.16 * old)
     with pytest.raises(AssertionError, match="Hint"):
         checks.check_kl_terms(0.1 * right, 0.4 * right)                              # linear, not quadratic
+
+
+# --- Chapter 1: the Lyapunov equation and the Stratonovich-to-Ito drift ------------------------------
+def _lyapunov_kron(A, G):
+    d = A.shape[0]
+    eye = torch.eye(d, dtype=A.dtype)
+    K = torch.kron(A.contiguous(), eye) + torch.kron(eye, A.contiguous())
+    return torch.linalg.solve(K, -(G @ G.T).reshape(d * d)).reshape(d, d)
+
+
+_A_EX = torch.tensor([[-1.0, 2.0], [-1.0, -0.5]], dtype=torch.float64)
+_G_EX = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=torch.float64)
+
+
+def test_lyapunov_check_accepts_exact_answers_and_a_float32_sigma():
+    assert checks.check_lyapunov_2d(_lyapunov_kron, _lyapunov_kron(_A_EX, _G_EX)) is True
+    assert checks.check_lyapunov_2d(_lyapunov_kron, _lyapunov_kron(_A_EX.float(), _G_EX.float())) is True
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda A, G: _lyapunov_kron(A.T, G), "swapped"),                                   # A^T S + S A + G G^T = 0
+    (lambda A, G: _lyapunov_kron(A, G.T), "G\\^T G"),                                   # the wrong noise covariance
+    (lambda A, G: -_lyapunov_kron(A, G), "sign"),
+    (lambda A, G: 2 * _lyapunov_kron(A, G), "twice"),
+    (lambda A, G: 0.5 * _lyapunov_kron(A, G), "half"),
+    (lambda A, G: torch.linalg.solve(2 * torch.kron(A, torch.eye(A.shape[0], dtype=A.dtype)),
+                                     -(G @ G.T).reshape(-1)).reshape(A.shape), "Hint"),  # 2 A S = -G G^T
+    (lambda A, G: _lyapunov_kron(A[:2, :2].contiguous(), G[:2]), "shape"),              # written for d = 2 only
+])
+def test_lyapunov_check_names_the_mistake(wrong, message):
+    with pytest.raises(AssertionError, match="Hint") as err:
+        checks.check_lyapunov_2d(wrong, _lyapunov_kron(_A_EX, _G_EX))
+    assert re.search(message, str(err.value))
+
+
+def test_lyapunov_check_reads_sigma_inf_too():
+    with pytest.raises(AssertionError, match="Sigma_inf solves A\\^T S"):
+        checks.check_lyapunov_2d(_lyapunov_kron, _lyapunov_kron(_A_EX.T.contiguous(), _G_EX))
+    with pytest.raises(AssertionError, match="Sigma_inf is twice"):
+        checks.check_lyapunov_2d(_lyapunov_kron, 2 * _lyapunov_kron(_A_EX, _G_EX))
+    with pytest.raises(ValueError):
+        checks.check_lyapunov_2d(_lyapunov_kron, torch.zeros(3, 3, dtype=torch.float64))
+    with pytest.raises(TypeError):
+        checks.check_lyapunov_2d(lambda A, G: _lyapunov_kron(A, G).numpy(), _lyapunov_kron(_A_EX, _G_EX))
+    with pytest.raises(TypeError):
+        checks.check_lyapunov_2d("stationary_cov", _lyapunov_kron(_A_EX, _G_EX))
+
+
+def _sigma_strat(x):
+    return 1 + 0.5 * torch.sin(x)
+
+
+def _ito_drift(x, c=1.0):
+    return -x + c * 0.25 * torch.cos(x) * (1 + 0.5 * torch.sin(x))
+
+
+def _strat_paths(seed, c=1.0):
+    sde = de.ItoSDE(drift=lambda x, t: _ito_drift(x, c), diffusion=lambda x, t: _sigma_strat(x), T=1.0)
+    return de.euler_maruyama(sde, torch.ones(20000, 1, dtype=torch.float64), de.time_grid(0, 1.0, 100),
+                             generator=torch.Generator().manual_seed(seed))[:, 0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_strat_to_ito_check_holds_for_any_seed_and_rejects_the_ito_reading(seed):
+    assert checks.check_strat_to_ito(_ito_drift, float(_strat_paths(seed).mean())) is True
+    with pytest.raises(AssertionError, match="e\\^\\{-T\\}"):             # no correction: the Ito equation's mean
+        checks.check_strat_to_ito(_ito_drift, float(_strat_paths(seed, 0.0).mean()))
+    with pytest.raises(AssertionError, match="Hint"):                   # the correction doubled
+        checks.check_strat_to_ito(_ito_drift, float(_strat_paths(seed, 2.0).mean()))
+
+
+@pytest.mark.parametrize("c, message", [(0.0, "Stratonovich drift"), (-1.0, "wrong sign"), (2.0, "twice")])
+def test_strat_to_ito_check_names_the_drift_mistake(c, message):
+    with pytest.raises(AssertionError, match=message):
+        checks.check_strat_to_ito(lambda x: _ito_drift(x, c), 0.48)
+
+
+def test_strat_to_ito_check_refuses_bad_input():
+    with pytest.raises(TypeError):
+        checks.check_strat_to_ito(_ito_drift, "0.48")
+    with pytest.raises(ValueError):
+        checks.check_strat_to_ito(lambda x: _ito_drift(x).reshape(-1)[:3], 0.48)

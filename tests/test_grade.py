@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import diffedu as de
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -50,7 +52,7 @@ def _run(ns, label, salt=0):
 # --- the grader and the book agree ------------------------------------------------------------------
 def test_every_exercise_has_a_hidden_check_and_no_other():
     assert set(hidden.EXERCISES) == set(EX.number), "add a hidden check to grading/hidden_checks.py for every exercise"
-    assert len(EX.number) == 28
+    assert len(EX.number) == 30
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -164,6 +166,32 @@ def _sinkhorn(mu, nu, x, eps, sweeps, kernel_eps=None):
     return a[:, None] * K * b[None, :]
 
 
+def _lyapunov(A, G, transpose=False):
+    """Sigma_inf by the Kronecker solve; transpose=True solves A^T S + S A + G G^T = 0 (A and A^T swapped)."""
+    A = A.T.contiguous() if transpose else A
+    d = A.shape[0]
+    eye = torch.eye(d, dtype=A.dtype)
+    K = torch.kron(A, eye) + torch.kron(eye, A)
+    return torch.linalg.solve(K, -(G @ G.T).reshape(d * d)).reshape(d, d)
+
+
+_A_LYAP = torch.tensor([[-1.0, 2.0], [-1.0, -0.5]], dtype=torch.float64)
+_G_LYAP = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=torch.float64)
+
+
+def _ito_drift(x, c=1.0):
+    """-x + c sigma sigma' / 2 for sigma = 1 + sin(x) / 2: c = 1 is the Ito drift of the Stratonovich SDE."""
+    return -x + c * 0.25 * torch.cos(x) * (1 + 0.5 * torch.sin(x))
+
+
+def _strat_answer(seed, c=1.0):
+    """ex-strat-to-ito's names from 20 000 Euler-Maruyama paths of dx = _ito_drift(x, c) dt + sigma(x) dw."""
+    sde = de.ItoSDE(drift=lambda x, t: _ito_drift(x, c), diffusion=lambda x, t: 1 + 0.5 * torch.sin(x), T=1.0)
+    x_T = de.euler_maruyama(sde, torch.ones(20000, 1, dtype=torch.float64), de.time_grid(0, 1.0, 100),
+                            generator=torch.Generator().manual_seed(seed))[:, 0]
+    return {"ito_drift": _ito_drift, "x_T": x_T, "mean_T": float(x_T.mean())}
+
+
 def _ancestral(a, s, a2, s2, ddim=False):
     if ddim:                                       # DDIM's eta = 1 variance: right on the VP path only
         return (s2**2 / s**2) * (1 - a**2 / a2**2)
@@ -189,6 +217,9 @@ RIGHT_AND_WRONG = [
                                                     dtype=torch.float32))}, {"t_star": 0.5}),
     ("ex-perrin-budget", {"K_needed": 20000, "rel_errors": _rel_errors(1)},
      {"K_needed": 20000, "rel_errors": _rel_errors(1, minus_one=False)}),
+    ("ex-lyapunov-2d", {"stationary_cov": _lyapunov, "Sigma_inf": _lyapunov(_A_LYAP, _G_LYAP)},
+     {"stationary_cov": lambda A, G: _lyapunov(A, G, transpose=True), "Sigma_inf": _lyapunov(_A_LYAP, _G_LYAP)}),
+    ("ex-strat-to-ito", _strat_answer(1), dict(_strat_answer(1), ito_drift=lambda x: _ito_drift(x, -1.0))),
 ]
 
 
@@ -212,6 +243,29 @@ def test_monte_carlo_hidden_checks_hold_for_any_seed_and_catch_what_the_public_c
     x = torch.randn(20000, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     assert _run({"x_em": x * math.sqrt(2 / 3)}, "ex-em-stationary")["passed"]
     assert not _run({"x_em": x * math.sqrt(0.5)}, "ex-em-stationary")["passed"]        # the exact OU variance
+    assert _run(_strat_answer(seed), "ex-strat-to-ito", seed)["passed"]
+    ito_reading = _run(_strat_answer(seed, 0.0), "ex-strat-to-ito", seed)             # right drift, paths without it
+    assert not ito_reading["passed"] and "e^(-T)" in ito_reading["reason"]
+    doubled = _run(_strat_answer(seed, 2.0), "ex-strat-to-ito", seed)
+    assert not doubled["passed"] and "average" in doubled["reason"]
+
+
+@pytest.mark.parametrize("salt", [0, 7, 2027])
+def test_lyapunov_hidden_check_catches_what_a_fixed_size_check_may_miss(salt):
+    """The grader calls stationary_cov on random stable A and G of other sizes: a solver written for d = 2, one that
+    uses G^T G, a float32 solve and a wrong Sigma_inf all fail; a float32 Sigma_inf passes."""
+    S = _lyapunov(_A_LYAP, _G_LYAP)
+    assert _run({"stationary_cov": _lyapunov, "Sigma_inf": _lyapunov(_A_LYAP.float(), _G_LYAP.float())},
+                "ex-lyapunov-2d", salt)["passed"]
+    wrong = {"d = 2 only": lambda A, G: _lyapunov(A[:2, :2].contiguous(), G[:2]),
+             "G^T G": lambda A, G: _lyapunov(A, G.T.contiguous()),
+             "float32": lambda A, G: _lyapunov(A.float(), G.float()),
+             "half": lambda A, G: 0.5 * _lyapunov(A, G)}
+    for name, fn in wrong.items():
+        r = _run({"stationary_cov": fn, "Sigma_inf": S}, "ex-lyapunov-2d", salt)
+        assert not r["passed"] and r["reason"], name
+    r = _run({"stationary_cov": _lyapunov, "Sigma_inf": _lyapunov(_A_LYAP, _G_LYAP, transpose=True)}, "ex-lyapunov-2d", salt)
+    assert not r["passed"] and "Sigma_inf" in r["reason"]
 
 
 def test_hidden_check_reasons_for_missing_names_wrong_types_and_crashing_functions():
@@ -346,9 +400,10 @@ def test_malformed_json_and_the_wrong_chapter_get_zero_with_a_reason(graded):
 
 @pytest.mark.slow
 def test_feedback_file_per_student(graded):
-    for student, total in (("alice", 4), ("bob", 0), ("carol", 3), ("dave", 3), ("erin", 0), ("frank", 0)):
+    n = len(EX.of_chapter(1))
+    for student, total in (("alice", n), ("bob", 0), ("carol", n - 1), ("dave", n - 1), ("erin", 0), ("frank", 0)):
         text = (graded["out"] / "feedback" / f"{student}.md").read_text()
-        assert f"Total: **{total} / 4** points." in text, (student, text)
+        assert f"Total: **{total} / {n}** points." in text, (student, text)
     carol = (graded["out"] / "feedback" / "carol.md").read_text()
     assert re.search(r"\| 1\.2 \| 0 / 1 \| .*variance", carol)
     # the cell allocating 6 GB ran under the 4 GB limit: refused, listed, and grading went on

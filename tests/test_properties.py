@@ -113,6 +113,12 @@ CALLS = {
                                                return_path=False, callback=None, dw=None)),
     "milstein": (de.milstein, dict(sde=OU, x0=X, ts=[0.0, 0.5, 1.0], generator=GEN())),
     "heun": (de.heun, dict(sde=VP.reverse(SCORE, 0.0), x0=X, ts=TS, generator=GEN())),
+    "srk15": (de.srk15, dict(sde=de.GeometricBrownianMotion(1.0, 0.5), x0=X1, ts=[0.0, 0.5, 1.0], generator=GEN(),
+                             return_path=False, callback=None, dw=None, dz=None)),
+    "brownian_increments_dz": (de.brownian_increments_dz, dict(ts=[0.0, 0.5, 1.0], n=3, generator=GEN(), dw=None,
+                                                               device=None, dtype=torch.float64)),
+    "coarsen_dz": (de.coarsen_dz, dict(dw=torch.zeros(4, 3, 1), dz=torch.zeros(4, 3, 1), factor=2,
+                                       ts=[0.0, 0.25, 0.5, 0.75, 1.0])),
     # stats
     "mean_se": (stats.mean_se, dict(x=X)),
     "var_se": (stats.var_se, dict(x=X)),
