@@ -10,13 +10,12 @@ correct method and seed (at least five Monte-Carlo standard errors).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
 from . import _checks
-from .device import make_generator, seed_offset
+from .device import make_generator
 
 _SEED = 97531
 
@@ -156,6 +155,20 @@ def _lyapunov_by_eigenvectors(A: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
     return S.real.contiguous()
 
 
+def _stein_by_doubling(left: torch.Tensor, right: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sum_{k\ge0} L^k C R^k` for ``left`` :math:`L` and ``right`` :math:`R` of spectral radius below 1, the
+    solution of :math:`S = LSR + C`. After :math:`n` rounds of :math:`S \leftarrow S + \Phi S \Psi`,
+    :math:`\Phi \leftarrow \Phi^2`, :math:`\Psi \leftarrow \Psi^2` (from :math:`S = C`, :math:`\Phi = L`,
+    :math:`\Psi = R`), :math:`S` holds the first :math:`2^n` terms."""
+    S, phi, psi = C.clone(), left.clone(), right.clone()
+    for _ in range(200):
+        if max(float(phi.abs().max()), float(psi.abs().max())) < 1e-22:
+            return S
+        S = S + phi @ S @ psi
+        phi, psi = phi @ phi, psi @ psi
+    raise RuntimeError("the series did not converge: the spectral radius is not below 1")
+
+
 def _answer_or_hint(fn, name: str, hint: str, *args):
     try:
         return fn(*args)
@@ -163,11 +176,12 @@ def _answer_or_hint(fn, name: str, hint: str, *args):
         _fail(f"{name} raised {type(err).__name__}: {err}", hint)
 
 
-def check_lyapunov_2d(stationary_cov, Sigma_inf) -> bool:
-    r"""Exercise ``ex-lyapunov-2d``: ``stationary_cov(A, G)`` solves :math:`A\Sigma + \Sigma A^\top + GG^\top = 0`,
-    and ``Sigma_inf`` is its value for the exercise's 2-D process."""
-    fn = _function(stationary_cov, "stationary_cov", "stationary_cov(A, G) -> tensor (d, d)")
-    S = _tensor(Sigma_inf, "Sigma_inf", (2, 2))
+def check_em_stationary_cov(em_stationary_cov, Sigma_dt) -> bool:
+    r"""Exercise ``ex-lyapunov-2d``: ``em_stationary_cov(A, G, dt)`` solves the discrete Lyapunov (Stein) equation
+    :math:`\Sigma = B\Sigma B^\top + \Delta t\,GG^\top` with :math:`B = I + \Delta t A`, the stationary covariance of
+    Euler–Maruyama for :math:`dx = Ax\,dt + G\,dw`; ``Sigma_dt`` is its value for the exercise's 2-D process."""
+    fn = _function(em_stationary_cov, "em_stationary_cov", "em_stationary_cov(A, G, dt) -> tensor (d, d)")
+    S = _tensor(Sigma_dt, "Sigma_dt", (2, 2))
     f64 = torch.float64
     A = torch.tensor([[-1.0, 2.0], [-1.0, -0.5]], dtype=f64)
     G = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=f64)
@@ -175,97 +189,115 @@ def check_lyapunov_2d(stationary_cov, Sigma_inf) -> bool:
     G3 = torch.tensor([[0.9, 0.0], [0.4, 0.7], [-0.3, 0.5]], dtype=f64)
     shape_hint = "G has shape (d, m): the noise enters through the d x d matrix G G^T; return a (d, d) tensor."
 
-    def diagnose(out, A, G, where, rel, hint):
-        ref = _lyapunov_by_eigenvectors(A, G @ G.T)
+    def diagnose(out, A, G, dt, where, rel, hint):
+        d = A.shape[0]
+        B, Q = torch.eye(d, dtype=f64) + dt * A, G @ G.T
+        ref = _stein_by_doubling(B, B.T, dt * Q)
         scale = float(ref.abs().max())
         close = lambda X: float((out - X).abs().max()) <= rel * scale
         if close(ref):
             return
-        if close(_lyapunov_by_eigenvectors(A.T, G @ G.T)):
-            _fail(f"{where} solves A^T S + S A + G G^T = 0, the equation with A and A^T swapped",
-                  "d(x x^T) = dx x^T + x dx^T + ...: the drift gives A S + S A^T. In the row-major vectorisation "
-                  "vec(A S) = (A kron I) vec S and vec(S A^T) = (I kron A) vec S.")
-        if G.shape[0] == G.shape[1] and close(_lyapunov_by_eigenvectors(A, G.T @ G)):
-            _fail(f"{where} uses G^T G as the noise covariance", "the noise term is G dw (G dw)^T = G dw dw^T G^T = G G^T dt.")
+        if close(_lyapunov_by_eigenvectors(A, Q)):
+            _fail(f"{where} is the stationary covariance of the SDE itself (A S + S A^T + G G^T = 0), not of "
+                  "Euler–Maruyama",
+                  "one step gives Cov(x_{k+1}) = B Cov(x_k) B^T + dt G G^T with B = I + dt A; the term dt^2 A S A^T "
+                  "that the continuous equation drops is what makes the scheme's covariance larger.")
+        if close(ref / dt):
+            _fail(f"{where} is 1/dt times the answer: the noise term lacks its factor dt",
+                  "the increments have covariance dt I, so the step adds dt G G^T.")
+        if close(_stein_by_doubling(B.T, B, dt * Q)):
+            _fail(f"{where} solves S = B^T S B + dt G G^T, with B and B^T swapped",
+                  "Cov(B x) = B Cov(x) B^T. Read row by row, (B S B^T)_ij = sum_kl B_ik B_jl S_kl, which is "
+                  "(B kron B) vec S.")
+        if close(_stein_by_doubling(B, B, dt * Q)):
+            _fail(f"{where} solves S = B S B + dt G G^T: a transpose is missing",
+                  "Cov(B x) = B Cov(x) B^T; in the row-major vectorisation vec(B S B^T) = (B kron B) vec S.")
+        if G.shape[0] == G.shape[1] and close(_stein_by_doubling(B, B.T, dt * G.T @ G)):
+            _fail(f"{where} uses G^T G as the noise covariance", "the noise term is G dw (G dw)^T, with mean dt G G^T.")
         if close(-ref):
             _fail(f"{where} has the wrong sign (it is not positive definite)",
-                  "stationarity means 0 = A S + S A^T + G G^T: the right-hand side of the linear system is -vec(G G^T).")
-        for factor, what in ((2.0, "twice"), (0.5, "half")):
-            if close(factor * ref):
-                _fail(f"{where} is {what} the stationary covariance",
-                      "keep every term with its own factor: A S + S A^T + G G^T = 0 (no 1/2, no 2; in 1-D this is "
-                      "sigma^2 / (2 theta)).")
-        _fail(f"{where} does not solve A S + S A^T + G G^T = 0", hint)
+                  "the linear system is (I - B kron B) vec S = dt vec(G G^T).")
+        _fail(f"{where} does not solve S = B S B^T + dt G G^T with B = I + dt A", hint)
 
-    for A_, G_, where in ((A, G, "stationary_cov(A, G) for the exercise's A and G"),
-                          (A3, G3, "stationary_cov(A, G) for a 3 x 3 A and a 3 x 2 G")):
+    for A_, G_, dt, where in ((A, G, 0.1, "em_stationary_cov(A, G, 0.1) for the exercise's A and G"),
+                              (A3, G3, 0.25, "em_stationary_cov(A, G, 0.25) for a 3 x 3 A and a 3 x 2 G")):
         d = A_.shape[0]
-        out = _answer_or_hint(fn, "stationary_cov", shape_hint, A_.clone(), G_.clone())
-        out = _tensor(out, "stationary_cov(A, G)")
+        out = _answer_or_hint(fn, "em_stationary_cov", shape_hint, A_.clone(), G_.clone(), dt)
+        out = _tensor(out, "em_stationary_cov(A, G, dt)")
         if tuple(out.shape) != (d, d):
             _fail(f"{where} has shape {tuple(out.shape)}, not {(d, d)}", shape_hint)
-        diagnose(out, A_, G_, where, 1e-8,          # float64 in, so round-off out
-                 "vectorise: (A kron I + I kron A) vec S = -vec(G G^T) with torch.kron, and reshape to (d, d).")
-    diagnose(S, A, G, "Sigma_inf", 1e-5,            # a float32 A or G is a right answer
-             "Sigma_inf = stationary_cov(A, G) with the exercise's A = [[-1, 2], [-1, -0.5]] and G = [[1, 0], [0.6, 0.5]].")
-    return _ok("stationary_cov solves the Lyapunov equation (2-D and 3-D), and Sigma_inf is the stationary covariance")
+        diagnose(out, A_, G_, dt, where, 1e-8,      # float64 in, so round-off out
+                 "vectorise row by row: (I - B kron B) vec S = dt vec(G G^T) with torch.kron, and reshape to (d, d).")
+    diagnose(S, A, G, 0.1, "Sigma_dt", 1e-6,
+             "Sigma_dt = em_stationary_cov(A, G, 0.1) with the exercise's A = [[-1, 2], [-1, -0.5]] and "
+             "G = [[1, 0], [0.6, 0.5]].")
+    return _ok("em_stationary_cov solves the Stein equation (2-D and 3-D), and Sigma_dt is Euler–Maruyama's "
+               "stationary covariance")
 
 
-def _strat_sigma(x):
-    return 1.0 + 0.5 * torch.sin(x)
+def _rotation_em_law(sigma: float, dt: float, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Mean and variance of each coordinate of :math:`x_N` for Euler–Maruyama on
+    :math:`dx = -\tfrac12\sigma^2x\,dt + \sigma Jx\,dw` from :math:`x_0 = (1, 0)`. A step multiplies by
+    :math:`aI + \sigma\Delta w\,J` with :math:`a = 1 - \tfrac12\sigma^2\Delta t`, so :math:`E[x]` is multiplied by
+    :math:`a`, and the second-moment matrix :math:`P` becomes :math:`a^2P + \sigma^2\Delta t\,JPJ^\top`: its trace
+    by :math:`a^2 + \sigma^2\Delta t`, :math:`P_{11} - P_{22}` by :math:`a^2 - \sigma^2\Delta t`, and
+    :math:`P_{12} = 0` stays 0."""
+    a = 1.0 - 0.5 * sigma**2 * dt
+    tr, diff = (a * a + sigma**2 * dt) ** steps, (a * a - sigma**2 * dt) ** steps
+    mean = torch.tensor([a**steps, 0.0], dtype=torch.float64)
+    second = torch.tensor([0.5 * (tr + diff), 0.5 * (tr - diff)], dtype=torch.float64)
+    return mean, second - mean**2
 
 
-@functools.lru_cache(maxsize=2)
-def _strat_heun_reference(offset: int) -> tuple[float, float, float]:
-    """Mean, its standard error, and variance of x_T for ``ex-strat-to-ito`` from 100 000 paths of the plain
-    (uncorrected) Heun scheme, which converges to the Stratonovich solution; cached per seed offset."""
-    gen = make_generator(_SEED + 1)
-    n_ref, steps = 100000, 100
-    dt = 1.0 / steps
-    xs = torch.ones(n_ref, dtype=torch.float64)
-    for _ in range(steps):
-        dw = torch.randn(n_ref, generator=gen, dtype=torch.float64) * math.sqrt(dt)
-        g0 = _strat_sigma(xs)
-        pred = xs - xs * dt + g0 * dw
-        xs = xs - 0.5 * (xs + pred) * dt + 0.5 * (g0 + _strat_sigma(pred)) * dw
-    return (*_mean_se(xs), float(xs.var()))
-
-
-def check_strat_to_ito(ito_drift, mean_T, *, paths: int = 20000) -> bool:
-    r"""Exercise ``ex-strat-to-ito``: the Itô drift of :math:`dx = -x\,dt + (1 + \tfrac12\sin x)\circ dw`, and
-    :math:`E[x_T]` from :math:`x_0 = 1` at :math:`T = 1` (against a Stratonovich Heun run, at 5 standard errors)."""
-    fn = _function(ito_drift, "ito_drift", "ito_drift(x) -> tensor like x")
-    m = _number(mean_T, "mean_T")
-    x = torch.linspace(-3.0, 3.0, 13, dtype=torch.float64)
-    want = -x + 0.5 * _strat_sigma(x) * (0.5 * torch.cos(x))
-    for shape in ((13,), (13, 1)):
-        out = _tensor(_call_answer(fn, "ito_drift", x.reshape(shape).clone()), "ito_drift(x)", shape).reshape(-1)
-        if torch.allclose(out, want, rtol=1e-7, atol=1e-9):
-            continue
-        corr = want + x
-        if torch.allclose(out, -x, atol=1e-9):
-            _fail("ito_drift(x) is the Stratonovich drift -x",
-                  "an Ito equation with the same solutions has the extra drift + (1/2) sigma sigma': the noise, evaluated "
-                  "inside the step, correlates with dw.")
-        if torch.allclose(out, -x - corr, rtol=1e-7, atol=1e-9):
-            _fail("the correction in ito_drift(x) has the wrong sign",
-                  "going from Stratonovich to Ito ADDS (1/2) sigma sigma' (Heun's Stratonovich drift f - (1/2) g g' "
-                  "goes the other way).")
-        if torch.allclose(out, -x + 2 * corr, rtol=1e-7, atol=1e-9):
-            _fail("the correction in ito_drift(x) is twice too large", "the correction is (1/2) sigma(x) sigma'(x).")
-        _fail(f"ito_drift(x) on a tensor of shape {shape} is not the Ito drift",
-              "b(x) = -x + (1/2) sigma(x) sigma'(x) with sigma(x) = 1 + sin(x)/2, elementwise on any shape.")
-    ref, se_ref, var = _strat_heun_reference(seed_offset())
-    se = math.sqrt(var / paths + se_ref**2)
-    if abs(m - ref) > 5 * se + 0.005:             # 0.005: the O(dt) bias of a weak-order-1 scheme with dt <= 0.01
-        if abs(m - math.exp(-1.0)) <= 5 * se:
-            _fail("mean_T matches e^{-T}, the mean of the Ito equation dx = -x dt + sigma dw",
-                  "simulate with the Ito drift ito_drift(x), which ADDS (1/2) sigma sigma' to -x; Ito noise has mean "
-                  "zero, Stratonovich noise does not.")
-        _fail("mean_T is not E[x_T] of the Stratonovich SDE",
-              f"average x_T over {paths} Euler–Maruyama paths of dx = ito_drift(x) dt + sigma(x) dw, dt <= 0.01, "
-              "from x_0 = 1 to T = 1.")
-    return _ok("ito_drift adds (1/2) sigma sigma', and mean_T agrees with a Stratonovich Heun run")
+def check_strat_to_ito(ito_drift, mean_T, *, sigma: float = 1.0, dt: float = 0.01, T: float = 1.0,
+                       paths: int = 20000) -> bool:
+    r"""Exercise ``ex-strat-to-ito``: the Itô drift :math:`-\tfrac12\sigma^2x` of the Stratonovich SDE
+    :math:`dx = \sigma Jx\circ dw` in :math:`\mathbb R^2`, and the mean of ``paths`` Euler–Maruyama paths of the Itô
+    form from :math:`x_0 = (1, 0)` to ``T``. The mean is compared, at five standard errors and with no allowance
+    for a bias, with the scheme's own :math:`E[x_N] = (1 - \tfrac12\sigma^2\Delta t)^N x_0`, which lies a quarter of
+    a standard error from the exact :math:`e^{-\sigma^2T/2}x_0`."""
+    fn = _function(ito_drift, "ito_drift", "ito_drift(x) -> tensor of shape (n, 2)")
+    m = _tensor(mean_T, "mean_T", (2,))
+    f64 = torch.float64
+    J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=f64)
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.5, 0.5], [0.3, -2.5], [2.0, 1.0], [-0.7, -1.2]], dtype=f64)
+    out = _tensor(_call_answer(fn, "ito_drift", x.clone()), "ito_drift(x) for x of shape (6, 2)", (6, 2))
+    half = 0.5 * sigma**2
+    close = lambda X: torch.allclose(out, X, rtol=1e-9, atol=1e-12)
+    if not close(-half * x):
+        if close(torch.zeros_like(x)):
+            _fail("ito_drift(x) is 0, the Stratonovich drift",
+                  "the Ito form needs the drift (1/2) sum_jk g_kj d_k g_ij of Eq. (eq-strat-to-ito-nd), with "
+                  "g_i1(x) = sigma (J x)_i.")
+        if close(half * x):
+            _fail("ito_drift(x) has the wrong sign",
+                  "the correction is (1/2) sigma^2 J (J x), and J^2 = -I: two quarter turns reverse a vector.")
+        if close(-2 * half * x):
+            _fail("ito_drift(x) is twice the Ito drift", "Eq. (eq-strat-to-ito-nd) has the factor 1/2 in front of the sum.")
+        if close(half * x @ J.T) or close(-half * x @ J.T):
+            _fail("ito_drift(x) is a multiple of J x, a rotation, not the Ito drift",
+                  "d_k g_i1 = sigma J_ik, so the sum is sigma^2 sum_k J_ik (J x)_k = sigma^2 (J^2 x)_i.")
+        _fail("ito_drift(x) is not the Ito drift of dx = sigma J x o dw",
+              "apply Eq. (eq-strat-to-ito-nd) with g_i1(x) = sigma (J x)_i, one row per point of x.")
+    steps = round(T / dt)
+    em_mean, var = _rotation_em_law(sigma, dt, steps)
+    se = (var / paths).sqrt()
+    within = lambda ref: bool(((m - ref).abs() <= 5 * se).all())
+    if not within(em_mean):
+        x0 = torch.tensor([1.0, 0.0], dtype=f64)
+        if within(x0):
+            _fail("mean_T is x_0: the paths follow the Ito reading dx = sigma J x dw, whose mean does not move",
+                  "simulate with the Ito drift ito_drift(x); the Ito noise term has mean zero, the Stratonovich one "
+                  "does not.")
+        if within((1 + half * dt) ** steps * x0):
+            _fail("mean_T grows: the drift of the paths has the wrong sign", "the Ito drift is -(1/2) sigma^2 x.")
+        if within((1 - 2 * half * dt) ** steps * x0):
+            _fail("mean_T decays twice as fast as it should", "the drift of the paths is twice -(1/2) sigma^2 x.")
+        _fail("mean_T is not the mean of Euler–Maruyama paths of the Ito form",
+              f"average x_T over {paths} paths of x <- x + ito_drift(x) dt + sigma (x J^T) dw with dt = {dt}, one "
+              f"increment dw per path and step, from x_0 = (1, 0) to T = {T}.")
+    return _ok("ito_drift is -(1/2) sigma^2 x, and mean_T agrees with Euler–Maruyama's exact (1 - sigma^2 dt/2)^N x_0 "
+               "(no bias allowance)")
 
 
 # --- Chapter 2 ------------------------------------------------------------------------------------
@@ -328,6 +360,195 @@ def check_subvp_gap_time(t_star) -> bool:
         _fail("the integral of beta up to t_star is not where the gap e^{-B} - e^{-2B} is largest",
               "maximise u - u^2 over u = e^{-B}, then solve 0.1 t + 9.95 t^2 = B.")
     return _ok("the gap is largest (= 1/4) at t_star")
+
+
+def _killed_ou_generator(theta: float, sigma: float, c: float, L: float, n: int) -> torch.Tensor:
+    r"""The generator :math:`-\theta x\,\partial_x + \tfrac12\sigma^2\partial_x^2 - c\,x^2` of the killed OU process,
+    by centred differences on ``n`` uniform points of :math:`[-L, L]`, with a mirror ghost point at either end."""
+    x = torch.linspace(-L, L, n, dtype=torch.float64)
+    h, D = 2 * L / (n - 1), 0.5 * sigma**2
+    to_left, to_right = D / h**2 + theta * x / (2 * h), D / h**2 - theta * x / (2 * h)    # weights of u_{i-1}, u_{i+1}
+    gen = torch.diag(-2 * D / h**2 - c * x**2)
+    i = torch.arange(n)
+    gen[i[1:], i[:-1]] = to_left[1:]
+    gen[i[:-1], i[1:]] = to_right[:-1]
+    gen[0, 1] += to_left[0]
+    gen[-1, -2] += to_right[-1]
+    return gen
+
+
+def _killed_ou_reference(theta: float, sigma: float, c: float, x: torch.Tensor,
+                         L: float = 9.0, n: int = 121) -> tuple[dict, float]:
+    r""":math:`u(x) = E[e^{-c\int_0^T x_s^2\,ds}\mid x_0 = x]` at ``T`` = 0.5 and 2 for points ``x`` on the grid
+    (multiples of :math:`2L/(n-1)`), and the decay rate of :math:`u` as :math:`T\to\infty`, without the Gaussian
+    ansatz: the backward equation in :math:`\tau = T - t` is :math:`\partial_\tau u = \mathcal Gu` with the grid
+    generator :math:`\mathcal G` above, so :math:`u = e^{T\mathcal G}1` exactly in time (:math:`e^{2\mathcal G}` is
+    :math:`e^{\mathcal G/2}` squared twice), and the rate is :math:`-\max\mathrm{Re}` of its eigenvalues. Both are
+    computed with the spacing :math:`h` and :math:`h/2` and extrapolated, :math:`(4Q_{h/2} - Q_h)/3`, which removes
+    the :math:`O(h^2)` error: for the parameters used below, less than :math:`10^{-6}` (relative) is left."""
+    u, rate = {0.5: [], 2.0: []}, []
+    for m in (n, 2 * n - 1):
+        gen = _killed_ou_generator(theta, sigma, c, L, m)
+        idx = ((x + L) * (m - 1) / (2 * L)).round().long()
+        half = torch.linalg.matrix_exp(0.5 * gen)
+        two = (half @ half) @ (half @ half)
+        u[0.5].append(half.sum(1)[idx])
+        u[2.0].append(two.sum(1)[idx])
+        rate.append(-float(torch.linalg.eigvals(gen).real.max()))
+    return {T: (4 * fine - coarse) / 3 for T, (coarse, fine) in u.items()}, (4 * rate[1] - rate[0]) / 3
+
+
+def _riccati_exponent(x: torch.Tensor, T: float, theta: float, D: float, c: float) -> torch.Tensor:
+    r"""The Gaussian solution :math:`e^{-a(T)x^2 - b(T)}` of :math:`\partial_\tau u = -\theta x\,u' + Du'' - cx^2u`,
+    :math:`u(\tau = 0) = 1`, for any real ``theta`` and :math:`D, c > 0`; only used to name a wrong answer (the
+    exercise has :math:`D = \sigma^2/2`; a flipped drift, :math:`\sigma^2` for :math:`\sigma^2/2`, and so on)."""
+    gam = math.sqrt(theta**2 + 4 * D * c)
+    th = math.tanh(gam * T)
+    a = c * th / (gam + theta * th)
+    log_cosh = gam * T + math.log1p(math.exp(-2 * gam * T)) - math.log(2)
+    b = 0.5 * (log_cosh + math.log1p(theta / gam * th)) - 0.5 * theta * T
+    return torch.exp(-a * x**2 - b)
+
+
+def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
+    r"""Exercise ``ex-feynman-kac-ou``: ``fk_quadratic(x, T, theta, sigma, c)`` is
+    :math:`u(x) = E[e^{-c\int_0^T x_s^2\,ds}\mid x_0 = x]` for :math:`dx = -\theta x\,dt + \sigma\,dw`, and ``rate_fk``
+    the rate :math:`\lambda` of its decay :math:`u\sim e^{-\lambda T}` for :math:`\theta = 1`, :math:`\sigma = 2`,
+    :math:`c = \tfrac12`. The reference solves the backward equation {eq}`eq-feynman-kac-pde` on a grid (see
+    ``_killed_ou_reference``), independently of the Gaussian ansatz; tolerances :math:`2\times10^{-5}` for ``u`` and
+    :math:`10^{-6}` for the rate (relative)."""
+    fn = _function(fk_quadratic, "fk_quadratic", "fk_quadratic(x, T, theta, sigma, c) -> tensor like x")
+    rate = _number(rate_fk, "rate_fk")
+    x = torch.arange(-4, 5, dtype=torch.float64) * 0.75                      # on both grids of the reference
+    ode_hint = ("insert u = exp(-a x^2 - b) into Eq. (eq-feynman-kac-pde) with f = -theta x, g = sigma, V = c x^2 "
+                "and collect the x^2 terms (da/dtau) and the constant terms (db/dtau), with a = b = 0 at tau = 0; "
+                "solve in closed form, or numerically to a relative 1e-8.")
+    top_rate = None
+    for theta, sigma, c in ((1.0, 2.0, 0.5), (0.3, 0.7, 0.2), (2.5, 1.2, 0.3)):
+        refs, decay = _killed_ou_reference(theta, sigma, c, x)
+        top_rate = decay if top_rate is None else top_rate
+        for T, ref in refs.items():
+            shape = (3, 3) if T == 2.0 else (9,)
+            where = f"fk_quadratic(x, {T:g}, {theta:g}, {sigma:g}, {c:g})"
+            out = _tensor(_call_answer(fn, "fk_quadratic", x.reshape(shape).clone(), T, theta, sigma, c), where,
+                          shape).reshape(-1)
+            if bool(((out - ref).abs() <= 2e-5 * ref).all()):
+                continue
+            close = lambda X: bool(((out - X).abs() <= 1e-6 * X.abs()).all())
+            if float(out.max()) > 1 + 1e-9:
+                _fail(f"{where} exceeds 1, but a path that may be killed survives with probability at most 1",
+                      "the killing rate enters Eq. (eq-feynman-kac-pde) as - V u, which lowers u: " + ode_hint)
+            if close(torch.exp(-c * x**2 * T)):
+                _fail(f"{where} is exp(-c x^2 T): that freezes the path at its starting point",
+                      "the path moves, by the drift and the noise, while it is being discounted: " + ode_hint)
+            if bool((out > 0).all()):
+                gap = (out / ref).log()
+                if float(gap.max() - gap.min()) <= 1e-6:
+                    _fail(f"{where} / u(x) is the same number at every x: the x^2 coefficient a(T) is right, the "
+                          "x-independent part b(T) is not",
+                          "the constant terms of the equation fix db/dtau: (1/2) sigma^2 d^2/dx^2 of exp(-a x^2) "
+                          "contributes -sigma^2 a to them; b = 0 at tau = 0.")
+            D = 0.5 * sigma**2
+            for args, what in (((-theta, D, c), "the drift term has the wrong sign"),
+                               ((theta, 2 * D, c), "the noise term has sigma^2 where Eq. (eq-feynman-kac-pde) has "
+                                                   "(1/2) sigma^2"),
+                               ((theta / 2, D, c), "the drift term is half as large as it should be")):
+                if close(_riccati_exponent(x, T, *args)):
+                    _fail(f"{where} solves an equation in which {what}",
+                          "f du/dx with f = -theta x and u = exp(-a x^2 - b) is 2 theta a x^2 u; (1/2) sigma^2 d^2u/dx^2 "
+                          "is sigma^2 (2 a^2 x^2 - a) u.")
+            rel = float(((out - ref).abs() / ref).max())
+            _fail(f"{where} differs from the solution of the backward equation by up to {rel:.2g} (relative)",
+                  ode_hint)
+    if abs(rate - top_rate) > 1e-6 * top_rate:
+        sigma, c, theta = 2.0, 0.5, 1.0
+        if abs(rate - c * sigma**2 / (2 * theta)) <= 1e-6:
+            _fail("rate_fk is c s^2, the killing rate averaged over the stationary law",
+                  "the killing removes the paths far out first, so the survivors crowd where V is small; the rate is the "
+                  "limit of -log(u) / T, which the x-independent part b(T) decides.")
+        if abs(rate * sigma**2 - top_rate) <= 1e-6 * top_rate:
+            _fail("rate_fk is the limit of a(T), the coefficient of x^2",
+                  "for large T, b(T) grows linearly and a(T) settles: the rate is lim b(T)/T, i.e. sigma^2 a(infinity).")
+        if abs(rate - 2 * top_rate) <= 1e-6 * top_rate:
+            _fail("rate_fk is twice the decay rate",
+                  "u ~ exp(-b(T)) with db/dtau = sigma^2 a: the rate is sigma^2 a(infinity).")
+        _fail("rate_fk is not the decay rate of u for theta = 1, sigma = 2, c = 1/2",
+              "-log(u) / T tends to lim db/dtau = sigma^2 a(infinity), with a(infinity) the positive fixed point of the "
+              "equation for a.")
+    return _ok("fk_quadratic solves the backward equation with the killing rate c x^2 (three parameter sets, two "
+               "horizons), and rate_fk is its long-time decay rate")
+
+
+def _power_law_law(x: torch.Tensor, nu: float, s0: float, s1: float) -> torch.Tensor:
+    r"""The normalised density :math:`\propto(s_0^2 + s_1^2x^2)^{-\nu}`, :math:`\nu > \tfrac12`: with :math:`y = s_1x/s_0`,
+    :math:`\int(1 + y^2)^{-\nu}dy = \sqrt\pi\,\Gamma(\nu - \tfrac12)/\Gamma(\nu)`."""
+    log_z = math.log(s0 / s1) + 0.5 * math.log(math.pi) + math.lgamma(nu - 0.5) - math.lgamma(nu)
+    return torch.exp(-nu * torch.log1p((s1 * x / s0) ** 2) - log_z)
+
+
+def check_multiplicative_tails(stationary_density, p_far) -> bool:
+    r"""Exercise ``ex-multiplicative-tails``: ``stationary_density(x, theta, s0, s1, lam)`` is the normalised
+    stationary density of :math:`dx = -\theta x\,dt + g(x)\,dw`, :math:`g^2 = s_0^2 + s_1^2x^2`, read with the rule
+    ``lam`` (Itô drift :math:`-\theta x + \lambda gg'`), i.e. :math:`\propto(s_0^2 + s_1^2x^2)^{-\nu}` with
+    :math:`\nu = 1 - \lambda + \theta/s_1^2`; checked for three readings, out to :math:`|x| = 10^5`, at a relative
+    :math:`10^{-6}`. ``p_far`` is :math:`P(|x| > 10)` for the Itô reading with :math:`\theta = s_0 = s_1 = 1`
+    (relative :math:`10^{-5}`)."""
+    fn = _function(stationary_density, "stationary_density", "stationary_density(x, theta, s0, s1, lam) -> tensor like x")
+    pf = _number(p_far, "p_far")
+    x = torch.tensor([-1e4, -37.5, -3.0, -1.0, 0.0, 0.4, 2.5, 60.0, 1e5], dtype=torch.float64)
+    far = (0, 8)                                                             # |x| = 1e4 and 1e5: the tail
+    for theta, s0, s1, lam, shape in ((1.0, 1.0, 1.0, 0.0, (9,)), (0.3, 0.5, 1.0, 0.5, (3, 3)), (0.5, 2.0, 0.8, 1.0, (9,))):
+        nu = 1 - lam + theta / s1**2
+        where = f"stationary_density(x, {theta:g}, {s0:g}, {s1:g}, {lam:g})"
+        out = _tensor(_call_answer(fn, "stationary_density", x.reshape(shape).clone(), theta, s0, s1, lam), where,
+                      shape).reshape(-1)
+        ref = _power_law_law(x, nu, s0, s1)
+        if bool(((out - ref).abs() <= 1e-6 * ref).all()):
+            continue
+        if not bool((out > 0).all()):
+            bad = float(x[int(torch.nonzero(out <= 0)[0, 0])])
+            _fail(f"{where} is not positive at x = {bad:g}",
+                  "the stationary density decays like a power of |x|, which float64 holds far beyond |x| = 1e5; a "
+                  "Gaussian factor would underflow there.")
+        gap = (out / ref).log()
+        if float(gap.max() - gap.min()) <= 1e-6:
+            _fail(f"{where} has the right shape but is not normalised: it integrates to {math.exp(float(gap.mean())):.6g}",
+                  "divide by Z = integral of (s0^2 + s1^2 x^2)^(-nu) over the whole line, from the integral in the hint; "
+                  "a quadrature over [-L, L] misses a tail mass of order L^(1 - 2 nu), which for nu near 1/2 is not small "
+                  "for any L you can afford.")
+        spread = math.log(s0**2 + s1**2 * 1e10) - math.log(s0**2 + s1**2 * 1e8)
+        nu_out = -float(out[far[1]].log() - out[far[0]].log()) / spread       # the answer's own tail exponent
+        if abs(nu_out - nu) <= 1e-4:
+            rel = float(((out - ref).abs() / ref).max())
+            _fail(f"{where} has the right power law but differs from the normalised density by up to {rel:.2g} "
+                  "(relative)",
+                  "work in float64 throughout, with logarithms (log1p) for the power, and normalise with the integral "
+                  "in the hint (math.lgamma) rather than by quadrature.")
+        for other in (0.0, 0.5, 1.0):
+            if other != lam and abs(nu_out - (1 - other + theta / s1**2)) <= 1e-6:
+                _fail(f"{where} is the stationary density of the reading lam = {other:g}, not lam = {lam:g}",
+                      "reading the noise at x_k + lam (x_{k+1} - x_k) adds the Ito drift lam g g' = lam s1^2 x; with it "
+                      "J = (f + lam g g') p - d(g^2 p / 2)/dx, and the derivative also hits g^2.")
+        if lam != 0 and abs(nu_out - (1 + lam + theta / s1**2)) <= 1e-6:
+            _fail(f"in {where} the rule's drift lam g g' enters with the wrong sign",
+                  "the Ito drift of the rule lam is f + lam g g'.")
+        _fail(f"{where} falls like |x|^(-{2 * nu_out:.4g}) in the tails, which is not the stationary law's power",
+              "J = 0 with J = (f + lam g g') p - d(g^2 p / 2)/dx gives (log p)' = (2 f - 2 (1 - lam) g g') / g^2; integrate "
+              "it and normalise with the integral in the hint.")
+    X = 10.0
+    ref = 1 - (2 / math.pi) * (math.atan(X) + X / (1 + X * X))                # nu = 2: the antiderivative is elementary
+    if abs(pf - ref) > 1e-5 * ref:
+        if abs(pf - ref / 2) <= 1e-5 * ref:
+            _fail("p_far is P(x > 10), one tail", "P(|x| > 10) = P(x > 10) + P(x < -10) = 2 P(x > 10).")
+        if 0 <= pf < 1e-15:
+            _fail("p_far is as small as a Gaussian tail", "p_ss falls like |x|^(-4) here, not like exp(-x^2 / 2).")
+        if abs(pf - (1 - X / math.sqrt(1 + X * X))) <= 1e-5:
+            _fail("p_far is the tail of the Stratonovich reading", "(c) asks for the Ito reading, lam = 0.")
+        _fail("p_far is not P(|x| > 10) under the stationary law of (c)",
+              "integrate stationary_density(x, 1, 1, 1, 0) over |x| > 10: for nu = 2 an antiderivative of (1 + x^2)^(-2) is "
+              "(x / (1 + x^2) + arctan x) / 2.")
+    return _ok("stationary_density is the normalised power law for the Ito, Stratonovich and isothermal readings, and "
+               "p_far is its tail beyond |x| = 10")
 
 
 # --- Chapter 3 ------------------------------------------------------------------------------------

@@ -179,100 +179,90 @@ def perrin_budget(get, rng):
     return "K = 20 000; the relative errors have mean 0 and spread 1 %"
 
 
-def _stationary_cov_van_loan(A, Q):
-    """Sigma_inf = int_0^inf e^(As) Q e^(A^T s) ds for a stable A. Van Loan's block exponential
-    exp(h [[-A, Q], [0, A^T]]) = [[., F], [0, e^(A^T h)]] gives the integral up to h as e^(Ah) F; then
-    Sigma(2t) = Sigma(t) + e^(At) Sigma(t) e^(A^T t) doubles the horizon until e^(At) has died out."""
-    d = A.shape[0]
-    h = 1.0 / max(1.0, float(A.abs().sum(1).max()))
-    C = torch.zeros(2 * d, 2 * d, dtype=F64)
-    C[:d, :d], C[:d, d:], C[d:, d:] = -A, Q, A.T
-    E = torch.linalg.matrix_exp(h * C)
-    phi = E[d:, d:].T.contiguous()                      # e^(A h)
-    S = phi @ E[:d, d:]
-    for _ in range(100):
-        if float(phi.abs().max()) < 1e-20:
-            break
+def _stein_doubling(B, C):
+    """sum_k B^k C (B^T)^k, the solution of S = B S B^T + C for a B of spectral radius below 1: the rounds
+    S <- S + Phi S Phi^T, Phi <- Phi^2 from S = C, Phi = B double the number of terms each time."""
+    S, phi = C.clone(), B.clone()
+    for _ in range(200):
+        if float(phi.abs().max()) < 1e-22:
+            return 0.5 * (S + S.T)
         S = S + phi @ S @ phi.T
         phi = phi @ phi
-    else:
-        raise RuntimeError("the reference did not converge: A is not stable")
-    return 0.5 * (S + S.T)
+    raise RuntimeError("the reference did not converge: B is not stable")
 
 
 def lyapunov_2d(get, rng):
-    fn = _function(get("stationary_cov"), "stationary_cov")
-    sizes = []
+    fn = _function(get("em_stationary_cov"), "em_stationary_cov")
+    cases = []
     for _ in range(3):
         d = int(torch.randint(2, 6, (), generator=rng))
         m = int(torch.randint(1, d + 2, (), generator=rng))
-        sizes.append(f"{d} x {m}")
-        B = _uniform(rng, 0.5, 1.5) * torch.randn(d, d, generator=rng, dtype=F64)
-        shift = float(torch.linalg.eigvals(B).real.max()) + _uniform(rng, 0.3, 1.5)
-        A = B - shift * torch.eye(d, dtype=F64)          # every eigenvalue has real part <= -0.3
+        M = _uniform(rng, 0.5, 1.5) * torch.randn(d, d, generator=rng, dtype=F64)
+        shift = float(torch.linalg.eigvals(M).real.max()) + _uniform(rng, 0.3, 1.5)
+        A = M - shift * torch.eye(d, dtype=F64)          # every eigenvalue has real part <= -0.3
+        lam = torch.linalg.eigvals(A)
+        dt_max = float((-2 * lam.real / lam.abs() ** 2).min())    # |1 + dt lambda| < 1 for every lambda iff dt < dt_max
+        dt = _uniform(rng, 0.1, 0.8) * dt_max
         G = torch.randn(d, m, generator=rng, dtype=F64)
-        out = _tensor(_call(fn, "stationary_cov", A.clone(), G.clone()), "stationary_cov(A, G)", (d, d))
-        want = _stationary_cov_van_loan(A, G @ G.T)
+        cases.append(f"{d} x {m} (dt = {dt:.3g})")
+        out = _tensor(_call(fn, "em_stationary_cov", A.clone(), G.clone(), dt), "em_stationary_cov(A, G, dt)", (d, d))
+        want = _stein_doubling(torch.eye(d, dtype=F64) + dt * A, dt * G @ G.T)
         gap = float((out - want).abs().max()) / float(want.abs().max())
         if gap > 1e-9:
-            raise Wrong(f"for a random stable {d} x {d} A and a {d} x {m} G, stationary_cov(A, G) differs from "
-                        f"int_0^inf e^(As) G G^T e^(A^T s) ds by {gap:.3g} (relative; the grader's tolerance is 1e-9)")
+            raise Wrong(f"for a random stable {d} x {d} A, a {d} x {m} G and dt = {dt:.4g} (I + dt A stable), "
+                        f"em_stationary_cov(A, G, dt) differs from sum_k B^k dt G G^T (B^T)^k, B = I + dt A, by {gap:.3g} "
+                        "(relative; the grader's tolerance is 1e-9)")
     A = torch.tensor([[-1.0, 2.0], [-1.0, -0.5]], dtype=F64)
     G = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=F64)
-    S = _tensor(get("Sigma_inf"), "Sigma_inf", (2, 2))
-    want = _stationary_cov_van_loan(A, G @ G.T)
-    if float((S - want).abs().max()) > 1e-6 * float(want.abs().max()):
-        raise Wrong("Sigma_inf is not the stationary covariance of the exercise's A and G (relative tolerance 1e-6)")
-    return "Sigma_inf, and stationary_cov on random stable A with G of sizes " + ", ".join(sizes)
+    S = _tensor(get("Sigma_dt"), "Sigma_dt", (2, 2))
+    want = _stein_doubling(torch.eye(2, dtype=F64) + 0.1 * A, 0.1 * G @ G.T)
+    if float((S - want).abs().max()) > 1e-9 * float(want.abs().max()):
+        raise Wrong("Sigma_dt is not Euler–Maruyama's stationary covariance for the exercise's A, G and dt = 0.1 "
+                    "(relative tolerance 1e-9)")
+    return "Sigma_dt, and em_stationary_cov on random stable A, G and dt of sizes " + ", ".join(cases)
 
 
-def _strat_sigma(x):
-    return 1.0 + 0.5 * torch.sin(x)
-
-
-def _strat_moments(T=1.0, x0=1.0, L=6.0, n=301):
-    """E[x_T^k | x_0 = x0], k = 1..4, for the Stratonovich SDE dx = -x dt + sigma(x) o dw: the backward equation
-    in Stratonovich form, du/dt = -x u' + (1/2) sigma (sigma u')', with sigma u' taken at the half points (no Ito
-    drift is formed), central differences in x and an exact matrix exponential in t; u = x^k at the far ends."""
-    x = torch.linspace(-L, L, n, dtype=F64)
-    h = float(x[1] - x[0])
-    s, s_lo, s_hi = _strat_sigma(x), _strat_sigma(x - h / 2), _strat_sigma(x + h / 2)
-    gen = torch.zeros(n, n, dtype=F64)
-    i = torch.arange(1, n - 1)
-    gen[i, i - 1] = 0.5 * s[i] * s_lo[i] / h**2 + x[i] / (2 * h)
-    gen[i, i] = -0.5 * s[i] * (s_lo[i] + s_hi[i]) / h**2
-    gen[i, i + 1] = 0.5 * s[i] * s_hi[i] / h**2 - x[i] / (2 * h)
-    k = int(torch.argmin((x - x0).abs()))
-    assert abs(float(x[k]) - x0) < 1e-12
-    row = torch.linalg.matrix_exp(T * gen)[k]
-    return [float(row @ x**p) for p in (1, 2, 3, 4)]
+def _rotation_em_moments(p, sigma=1.0, dt=0.01, steps=100):
+    """E|x_N|^(2p) for Euler–Maruyama on dx = -(1/2) sigma^2 x dt + sigma J x dw, |x_0| = 1. A step multiplies x by
+    a I + sigma dw J (a = 1 - sigma^2 dt / 2), and since J^T = -J, J^T J = I it multiplies |x|^2 by a^2 + sigma^2 dw^2,
+    independently of the past: E|x_N|^(2p) = (E (a^2 + sigma^2 dt Z^2)^p)^N, expanded with E Z^(2j) = (2j - 1)!!."""
+    a2, c = (1 - 0.5 * sigma**2 * dt) ** 2, sigma**2 * dt
+    one = sum(math.comb(p, j) * a2 ** (p - j) * c**j * math.prod(range(1, 2 * j, 2)) for j in range(p + 1))
+    return one**steps
 
 
 def strat_to_ito(get, rng):
     fn = _function(get("ito_drift"), "ito_drift")
-    for shape in ((int(torch.randint(5, 40, (), generator=rng)),), (int(torch.randint(5, 40, (), generator=rng)), 1)):
-        x = _uniform(rng, -5.0, 5.0, shape)
-        out = _tensor(_call(fn, "ito_drift", x.clone()), "ito_drift(x)", shape)
-        want = -x + 0.25 * torch.cos(x) * (1 + 0.5 * torch.sin(x))
-        if not torch.allclose(out, want, rtol=1e-9, atol=1e-9):
-            raise Wrong(f"on {shape[0]} random points (shape {shape}) ito_drift differs from -x + (1/2) sigma sigma' "
-                        f"(largest difference {float((out - want).abs().max()):.3g})")
-    xT = _tensor(get("x_T"), "x_T", (20000,))
-    mT = _number(get("mean_T"), "mean_T")
-    n, m, v = xT.numel(), float(xT.mean()), float(xT.var())
-    if abs(mT - m) > 1e-6 * max(1.0, abs(m)):
-        raise Wrong(f"mean_T = {mT:.6g} is not the mean of x_T ({m:.6g})")
-    m1, m2, m3, m4 = _strat_moments()
-    var = m2 - m1**2
-    mu4 = m4 - 4 * m3 * m1 + 6 * m2 * m1**2 - 3 * m1**4
-    # 0.004 and 0.01: the O(dt) bias of a weak-order-1 scheme at dt = 0.01 (Euler–Maruyama: -0.002 and +0.005)
-    if abs(m - m1) > 6 * math.sqrt(var / n) + 0.004:
-        raise Wrong(f"the paths average {m:.4f}; E[x_T] of the Stratonovich SDE is {m1:.4f} (tolerance six standard "
-                    "errors of 20 000 paths plus the bias of dt = 0.01)" + (": that is e^(-T), the Ito equation without "
-                    "the correction" if abs(m - math.exp(-1.0)) < 6 * math.sqrt(var / n) else ""))
-    if abs(v - var) > 6 * math.sqrt((mu4 - var**2) / n) + 0.01:
-        raise Wrong(f"the paths have variance {v:.4f}; Var x_T of the Stratonovich SDE is {var:.4f}")
-    return "ito_drift at random points, and the mean and variance of x_T against the backward equation"
+    for _ in range(2):
+        n = int(torch.randint(3, 40, (), generator=rng))
+        x = _uniform(rng, -5.0, 5.0, (n, 2))
+        out = _tensor(_call(fn, "ito_drift", x.clone()), "ito_drift(x)", (n, 2))
+        if not torch.allclose(out, -0.5 * x, rtol=1e-12, atol=1e-12):
+            raise Wrong(f"on {n} random points (shape ({n}, 2)) ito_drift differs from the Ito drift "
+                        f"(largest difference {float((out - (-0.5 * x)).abs().max()):.3g})")
+    xT = _tensor(get("x_T"), "x_T", (20000, 2))
+    mT = _tensor(get("mean_T"), "mean_T", (2,))
+    n, steps, a = 20000, 100, 1 - 0.5 * 0.01
+    m = xT.mean(0)
+    if float((mT - m).abs().max()) > 1e-9:
+        raise Wrong(f"mean_T = {mT.tolist()} is not the mean of x_T ({m.tolist()})")
+    # the exact law of the scheme: E[x_N] = a^N x_0; the second moments from P <- a^2 P + sigma^2 dt J P J^T
+    tr, diff = (a * a + 0.01) ** steps, (a * a - 0.01) ** steps
+    mean = torch.tensor([a**steps, 0.0], dtype=F64)
+    var = torch.tensor([0.5 * (tr + diff), 0.5 * (tr - diff)], dtype=F64) - mean**2
+    z = (m - mean).abs() / (var / n).sqrt()
+    if float(z.max()) > 6:
+        raise Wrong(f"the paths average {[round(v, 4) for v in m.tolist()]}; Euler–Maruyama on the Ito form has "
+                    f"E[x_N] = (1 - dt/2)^N x_0 = {[round(v, 4) for v in mean.tolist()]} (six standard errors)")
+    r2 = (xT**2).sum(1)
+    for p, name in ((1, "|x_T|^2"), (2, "|x_T|^4")):
+        want, spread = _rotation_em_moments(p), math.sqrt(_rotation_em_moments(2 * p) - _rotation_em_moments(p) ** 2)
+        got = float((r2**p).mean())
+        if abs(got - want) > 6 * spread / math.sqrt(n):
+            raise Wrong(f"the paths have mean {name} = {got:.4f}; Euler–Maruyama on the Ito form gives {want:.4f} "
+                        f"(six standard errors: {6 * spread / math.sqrt(n):.4f}). One step multiplies |x|^2 by "
+                        "(1 - dt/2)^2 + dw^2, with ONE scalar increment dw per path and step, and it turns x by J")
+    return "ito_drift at random points; the mean, E|x_T|^2 and E|x_T|^4 of x_T against Euler–Maruyama's exact recursions"
 
 
 # --- Chapter 2 -----------------------------------------------------------------------------------
@@ -330,6 +320,75 @@ def subvp_gap(get, rng):
     want = (-0.1 + math.sqrt(0.01 + 4 * 9.95 * math.log(2))) / (2 * 9.95)
     _close(t, want, rel=1e-6, what="t_star")
     return "B(t_star) = log 2"
+
+
+def _killed_ou_closed(x, T, theta, sigma, c):
+    """E[exp(-c int_0^T x_s^2 ds) | x_0 = x] for dx = -theta x dt + sigma dw: with y'' + 2 theta y' - 2 sigma^2 c y = 0,
+    y(0) = 1, y'(0) = 0, i.e. y = e^(-theta T) (cosh(gT) + (theta/g) sinh(gT)), g = sqrt(theta^2 + 2 sigma^2 c), the
+    answer is y^(-1/2) exp(-y' x^2 / (2 sigma^2 y)); written with tanh so that it cannot overflow."""
+    g = math.sqrt(theta**2 + 2 * sigma**2 * c)
+    th = math.tanh(g * T)
+    log_y = -theta * T + g * T + math.log1p(math.exp(-2 * g * T)) - math.log(2) + math.log1p(theta / g * th)
+    slope = c * th / (g + theta * th)                    # y' / (2 sigma^2 y)
+    return torch.exp(-slope * x**2 - 0.5 * log_y)
+
+
+def feynman_kac_ou(get, rng):
+    fn = _function(get("fk_quadratic"), "fk_quadratic")
+    cases = []
+    for _ in range(4):
+        theta, sigma = _uniform(rng, 0.1, 3.0), _uniform(rng, 0.3, 2.0)
+        c, T = _uniform(rng, 0.1, 3.0), _uniform(rng, 0.05, 3.0)
+        x = _uniform(rng, -3.0, 3.0, (4, 3))
+        cases.append(f"theta = {theta:.3g}, sigma = {sigma:.3g}, c = {c:.3g}, T = {T:.3g}")
+        out = _tensor(_call(fn, "fk_quadratic", x.clone(), T, theta, sigma, c), "fk_quadratic(x, T, theta, sigma, c)",
+                      (4, 3))
+        want = _killed_ou_closed(x, T, theta, sigma, c)
+        gap = float(((out - want).abs() / want).max())
+        if gap > 1e-8:
+            raise Wrong(f"for {cases[-1]} and 12 random x in [-3, 3], fk_quadratic differs from "
+                        f"E[exp(-c int_0^T x_s^2 ds) | x_0 = x] by up to {gap:.3g} (relative; the grader's tolerance "
+                        "is 1e-8)")
+    _close(_number(get("rate_fk"), "rate_fk"), (math.sqrt(5.0) - 1) / 2, rel=1e-8, what="rate_fk")
+    return "fk_quadratic at random theta, sigma, c, T and x (" + "; ".join(cases) + "), and rate_fk"
+
+
+def _power_law_density(x, nu, s0, s1):
+    """The density proportional to (s0^2 + s1^2 x^2)^(-nu), nu > 1/2, normalised with the Beta integral
+    int (1 + y^2)^(-nu) dy = sqrt(pi) Gamma(nu - 1/2) / Gamma(nu)."""
+    log_z = math.log(s0 / s1) + 0.5 * math.log(math.pi) + math.lgamma(nu - 0.5) - math.lgamma(nu)
+    return torch.exp(-nu * torch.log1p((s1 * x / s0) ** 2) - log_z)
+
+
+def multiplicative_tails(get, rng):
+    fn = _function(get("stationary_density"), "stationary_density")
+    cases = []
+    for lam in (0.0, 0.5, 1.0):
+        s0, s1 = _uniform(rng, 0.2, 3.0), _uniform(rng, 0.2, 2.0)
+        nu = _uniform(rng, 0.55, 4.0)
+        while nu - 1 + lam <= 0.02:                  # theta = s1^2 (nu - 1 + lam) must be positive
+            nu = _uniform(rng, 0.55, 4.0)
+        theta = s1**2 * (nu - 1 + lam)
+        scale = s0 / s1
+        near = _uniform(rng, -5.0, 5.0, 6) * scale
+        far = torch.exp(_uniform(rng, math.log(10.0), math.log(1e6), 6)) * scale * torch.sign(_uniform(rng, -1.0, 1.0, 6))
+        x = torch.cat([near, far]).reshape(3, 4)
+        cases.append(f"lam = {lam:g}, theta = {theta:.3g}, s0 = {s0:.3g}, s1 = {s1:.3g}")
+        out = _tensor(_call(fn, "stationary_density", x.clone(), theta, s0, s1, lam),
+                      "stationary_density(x, theta, s0, s1, lam)", (3, 4))
+        want = _power_law_density(x, nu, s0, s1)
+        gap = float(((out - want).abs() / want).max())
+        if gap > 1e-8:
+            raise Wrong(f"for {cases[-1]} (so nu = 1 - lam + theta / s1^2 = {nu:.3g}), at 12 random x out to "
+                        f"{float(x.abs().max()):.3g}, stationary_density differs from the normalised stationary density "
+                        f"by up to {gap:.3g} (relative; the grader's tolerance is 1e-8)")
+    want = 1 - (2 / math.pi) * (math.atan(10.0) + 10.0 / 101.0)
+    p_far = _number(get("p_far"), "p_far")
+    if not abs(p_far - want) <= 1e-8 * want:                  # relative: p_far is of order 1e-4
+        raise Wrong(f"p_far = {p_far:.10g} is not P(|x| > 10) for the Ito reading with theta = s0 = s1 = 1 (the "
+                    "grader's tolerance is 1e-8, relative)")
+    return ("stationary_density for the three readings at random parameters, out in the tails (" + "; ".join(cases)
+            + "), and p_far")
 
 
 # --- Chapter 3 -----------------------------------------------------------------------------------
@@ -643,12 +702,14 @@ EXERCISES = {
     "ex-em-stationary": (1, ("x_em",), em_stationary),
     "ex-heun-strat": (1, ("heun_plain",), heun_strat),
     "ex-perrin-budget": (1, ("K_needed", "rel_errors"), perrin_budget),
-    "ex-lyapunov-2d": (1, ("stationary_cov", "Sigma_inf"), lyapunov_2d),
+    "ex-lyapunov-2d": (1, ("em_stationary_cov", "Sigma_dt"), lyapunov_2d),
     "ex-strat-to-ito": (1, ("ito_drift", "x_T", "mean_T"), strat_to_ito),
     "ex-fp-ou": (1, ("p_final", "grid"), fp_ou),
     "ex-fv-mass": (1, ("fv_rhs",), fv_mass),
     "ex-ve-variance": (1, ("t_half",), ve_variance),
     "ex-subvp-gap": (1, ("t_star",), subvp_gap),
+    "ex-feynman-kac-ou": (1, ("fk_quadratic", "rate_fk"), feynman_kac_ou),
+    "ex-multiplicative-tails": (1, ("stationary_density", "p_far"), multiplicative_tails),
     "ex-reverse-gaussian": (1, ("reverse_drift",), reverse_gaussian),
     "ex-tweedie": (1, ("denoise",), tweedie),
     "ex-dsm-floor": (1, ("floor",), dsm_floor),

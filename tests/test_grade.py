@@ -52,7 +52,7 @@ def _run(ns, label, salt=0):
 # --- the grader and the book agree ------------------------------------------------------------------
 def test_every_exercise_has_a_hidden_check_and_no_other():
     assert set(hidden.EXERCISES) == set(EX.number), "add a hidden check to grading/hidden_checks.py for every exercise"
-    assert len(EX.number) == 30
+    assert len(EX.number) == 32
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -166,30 +166,74 @@ def _sinkhorn(mu, nu, x, eps, sweeps, kernel_eps=None):
     return a[:, None] * K * b[None, :]
 
 
-def _lyapunov(A, G, transpose=False):
-    """Sigma_inf by the Kronecker solve; transpose=True solves A^T S + S A + G G^T = 0 (A and A^T swapped)."""
-    A = A.T.contiguous() if transpose else A
+def _em_cov(A, G, dt, variant="right"):
+    """Euler-Maruyama's stationary covariance, S = B S B^T + dt G G^T with B = I + dt A, by a Kronecker solve;
+    variant: "continuous" (the SDE's A S + S A^T + G G^T = 0), "B^T" (S = B^T S B + ...), "no dt" (S = B S B^T + G G^T)."""
     d = A.shape[0]
     eye = torch.eye(d, dtype=A.dtype)
-    K = torch.kron(A, eye) + torch.kron(eye, A)
-    return torch.linalg.solve(K, -(G @ G.T).reshape(d * d)).reshape(d, d)
+    if variant == "continuous":
+        K = torch.kron(A.contiguous(), eye) + torch.kron(eye, A.contiguous())
+        return torch.linalg.solve(K, -(G @ G.T).reshape(d * d)).reshape(d, d)
+    B = (eye + dt * A).contiguous()
+    K = torch.kron(B.T.contiguous(), B.T.contiguous()) if variant == "B^T" else torch.kron(B, B)
+    rhs = (G @ G.T).reshape(d * d) * (1.0 if variant == "no dt" else dt)
+    return torch.linalg.solve(torch.eye(d * d, dtype=A.dtype) - K, rhs).reshape(d, d)
 
 
 _A_LYAP = torch.tensor([[-1.0, 2.0], [-1.0, -0.5]], dtype=torch.float64)
 _G_LYAP = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=torch.float64)
+_J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
 
 
-def _ito_drift(x, c=1.0):
-    """-x + c sigma sigma' / 2 for sigma = 1 + sin(x) / 2: c = 1 is the Ito drift of the Stratonovich SDE."""
-    return -x + c * 0.25 * torch.cos(x) * (1 + 0.5 * torch.sin(x))
+def _rot_answer(seed, c=-0.5, noise="right"):
+    """ex-strat-to-ito's names from 20 000 Euler-Maruyama paths of dx = c x dt + (noise) dw from (1, 0), dt = 0.01:
+    c = -1/2 with noise J x and one scalar dw is the right answer; noise="pair" gives each coordinate its own dw,
+    noise="x" uses x dw (no turn), noise="exact" replaces the scheme by the exact rotation by w_T."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.tensor([1.0, 0.0], dtype=torch.float64).repeat(20000, 1)
+    if noise == "exact":
+        w = torch.randn(20000, generator=g, dtype=torch.float64)
+        x = torch.stack([torch.cos(w), torch.sin(w)], 1)
+    else:
+        for _ in range(100):
+            dw = torch.randn(20000, 2 if noise == "pair" else 1, generator=g, dtype=torch.float64) * 0.1
+            x = x + c * x * 0.01 + (x if noise == "x" else x @ _J.T) * dw
+    return {"ito_drift": lambda y: -0.5 * y, "x_T": x, "mean_T": x.mean(0)}
 
 
-def _strat_answer(seed, c=1.0):
-    """ex-strat-to-ito's names from 20 000 Euler-Maruyama paths of dx = _ito_drift(x, c) dt + sigma(x) dw."""
-    sde = de.ItoSDE(drift=lambda x, t: _ito_drift(x, c), diffusion=lambda x, t: 1 + 0.5 * torch.sin(x), T=1.0)
-    x_T = de.euler_maruyama(sde, torch.ones(20000, 1, dtype=torch.float64), de.time_grid(0, 1.0, 100),
-                            generator=torch.Generator().manual_seed(seed))[:, 0]
-    return {"ito_drift": _ito_drift, "x_T": x_T, "mean_T": float(x_T.mean())}
+def _fk(x, T, theta, sigma, c, steps=None, drift=1.0):
+    """E[exp(-c int_0^T x_s^2 ds) | x_0 = x] for dx = -theta x dt + sigma dw: the closed form, or (steps given) RK4 on
+    a' = c - 2 drift theta a - 2 sigma^2 a^2, b' = sigma^2 a; drift = -1 flips the sign of the drift term."""
+    if steps is None:
+        gam = math.sqrt(theta**2 + 2 * sigma**2 * c)
+        th = math.tanh(gam * T)
+        a = c * th / (gam + theta * th)
+        b = 0.5 * math.log(math.cosh(gam * T) * (1 + theta / gam * th)) - 0.5 * theta * T
+        return torch.exp(-a * x**2 - b)
+    a = b = 0.0
+    h = T / steps
+    f = lambda a: (c - 2 * drift * theta * a - 2 * sigma**2 * a * a, sigma**2 * a)
+    for _ in range(steps):
+        k1 = f(a)
+        k2 = f(a + h / 2 * k1[0])
+        k3 = f(a + h / 2 * k2[0])
+        k4 = f(a + h * k3[0])
+        a, b = a + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0]), b + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+    return torch.exp(-a * x**2 - b)
+
+
+_RATE_FK = (math.sqrt(5.0) - 1) / 2
+
+
+def _power_tails(x, theta, s0, s1, lam, ignore_lam=False, dtype=torch.float64):
+    """The normalised stationary density (s0^2 + s1^2 x^2)^(-nu), nu = 1 - lam + theta / s1^2 (nu = 1 + theta / s1^2
+    with ignore_lam); dtype=torch.float32 computes it in single precision."""
+    nu = 1 + theta / s1**2 - (0.0 if ignore_lam else lam)
+    log_z = math.log(s0 / s1) + 0.5 * math.log(math.pi) + math.lgamma(nu - 0.5) - math.lgamma(nu)
+    return torch.exp(-nu * torch.log1p((s1 * x.to(dtype) / s0) ** 2) - log_z).double()
+
+
+_P_FAR = 1 - (2 / math.pi) * (math.atan(10.0) + 10.0 / 101.0)
 
 
 def _ancestral(a, s, a2, s2, ddim=False):
@@ -217,9 +261,13 @@ RIGHT_AND_WRONG = [
                                                     dtype=torch.float32))}, {"t_star": 0.5}),
     ("ex-perrin-budget", {"K_needed": 20000, "rel_errors": _rel_errors(1)},
      {"K_needed": 20000, "rel_errors": _rel_errors(1, minus_one=False)}),
-    ("ex-lyapunov-2d", {"stationary_cov": _lyapunov, "Sigma_inf": _lyapunov(_A_LYAP, _G_LYAP)},
-     {"stationary_cov": lambda A, G: _lyapunov(A, G, transpose=True), "Sigma_inf": _lyapunov(_A_LYAP, _G_LYAP)}),
-    ("ex-strat-to-ito", _strat_answer(1), dict(_strat_answer(1), ito_drift=lambda x: _ito_drift(x, -1.0))),
+    ("ex-lyapunov-2d", {"em_stationary_cov": _em_cov, "Sigma_dt": _em_cov(_A_LYAP, _G_LYAP, 0.1)},
+     {"em_stationary_cov": lambda A, G, dt: _em_cov(A, G, dt, "B^T"), "Sigma_dt": _em_cov(_A_LYAP, _G_LYAP, 0.1)}),
+    ("ex-strat-to-ito", _rot_answer(1), dict(_rot_answer(1), ito_drift=lambda x: 0.5 * x)),
+    ("ex-feynman-kac-ou", {"fk_quadratic": _fk, "rate_fk": _RATE_FK},
+     {"fk_quadratic": lambda *a: _fk(*a, steps=400, drift=-1.0), "rate_fk": _RATE_FK}),
+    ("ex-multiplicative-tails", {"stationary_density": _power_tails, "p_far": _P_FAR},
+     {"stationary_density": lambda *a: _power_tails(*a, ignore_lam=True), "p_far": _P_FAR}),
 ]
 
 
@@ -243,29 +291,66 @@ def test_monte_carlo_hidden_checks_hold_for_any_seed_and_catch_what_the_public_c
     x = torch.randn(20000, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     assert _run({"x_em": x * math.sqrt(2 / 3)}, "ex-em-stationary")["passed"]
     assert not _run({"x_em": x * math.sqrt(0.5)}, "ex-em-stationary")["passed"]        # the exact OU variance
-    assert _run(_strat_answer(seed), "ex-strat-to-ito", seed)["passed"]
-    ito_reading = _run(_strat_answer(seed, 0.0), "ex-strat-to-ito", seed)             # right drift, paths without it
-    assert not ito_reading["passed"] and "e^(-T)" in ito_reading["reason"]
-    doubled = _run(_strat_answer(seed, 2.0), "ex-strat-to-ito", seed)
+    assert _run(_rot_answer(seed), "ex-strat-to-ito", seed)["passed"]
+    ito_reading = _run(_rot_answer(seed, 0.0), "ex-strat-to-ito", seed)                # right drift, paths without it
+    assert not ito_reading["passed"] and "average" in ito_reading["reason"]
+    doubled = _run(_rot_answer(seed, -1.0), "ex-strat-to-ito", seed)
     assert not doubled["passed"] and "average" in doubled["reason"]
+    for noise in ("pair", "x"):              # the right mean and E|x_T|^2, which the public check cannot tell apart
+        r = _run(_rot_answer(seed, noise=noise), "ex-strat-to-ito", seed)
+        assert not r["passed"] and "|x_T|^" in r["reason"], noise
+    exact = _run(_rot_answer(seed, noise="exact"), "ex-strat-to-ito", seed)      # not Euler-Maruyama: |x_T| = 1
+    assert not exact["passed"] and "|x_T|^4" in exact["reason"]
+    right = _rot_answer(seed)
+    r = _run(dict(right, mean_T=right["mean_T"] + torch.tensor([1e-3, 0.0], dtype=torch.float64)), "ex-strat-to-ito", seed)
+    assert not r["passed"] and "not the mean of x_T" in r["reason"]
 
 
-@pytest.mark.parametrize("salt", [0, 7, 2027])
-def test_lyapunov_hidden_check_catches_what_a_fixed_size_check_may_miss(salt):
-    """The grader calls stationary_cov on random stable A and G of other sizes: a solver written for d = 2, one that
-    uses G^T G, a float32 solve and a wrong Sigma_inf all fail; a float32 Sigma_inf passes."""
-    S = _lyapunov(_A_LYAP, _G_LYAP)
-    assert _run({"stationary_cov": _lyapunov, "Sigma_inf": _lyapunov(_A_LYAP.float(), _G_LYAP.float())},
-                "ex-lyapunov-2d", salt)["passed"]
-    wrong = {"d = 2 only": lambda A, G: _lyapunov(A[:2, :2].contiguous(), G[:2]),
-             "G^T G": lambda A, G: _lyapunov(A, G.T.contiguous()),
-             "float32": lambda A, G: _lyapunov(A.float(), G.float()),
-             "half": lambda A, G: 0.5 * _lyapunov(A, G)}
+@pytest.mark.parametrize("salt", [0, 7, 2027, 31])
+def test_em_stationary_cov_hidden_check_catches_what_a_fixed_size_check_may_miss(salt):
+    """The grader calls em_stationary_cov on random stable A, G of other sizes and random stable steps: the continuous
+    Lyapunov answer, a transposed B, a missing dt, a solver written for d = 2, one that uses G^T G and a float32 solve
+    all fail, and so do a wrong Sigma_dt and a float32 one."""
+    S = _em_cov(_A_LYAP, _G_LYAP, 0.1)
+    assert _run({"em_stationary_cov": _em_cov, "Sigma_dt": S}, "ex-lyapunov-2d", salt)["passed"]
+    wrong = {"continuous": lambda A, G, dt: _em_cov(A, G, dt, "continuous"),
+             "B^T": lambda A, G, dt: _em_cov(A, G, dt, "B^T"),
+             "no dt": lambda A, G, dt: _em_cov(A, G, dt, "no dt"),
+             "d = 2 only": lambda A, G, dt: _em_cov(A[:2, :2].contiguous(), G[:2], dt),
+             "G^T G": lambda A, G, dt: _em_cov(A, G.T.contiguous(), dt),
+             "float32": lambda A, G, dt: _em_cov(A.float(), G.float(), dt)}
     for name, fn in wrong.items():
-        r = _run({"stationary_cov": fn, "Sigma_inf": S}, "ex-lyapunov-2d", salt)
-        assert not r["passed"] and r["reason"], name
-    r = _run({"stationary_cov": _lyapunov, "Sigma_inf": _lyapunov(_A_LYAP, _G_LYAP, transpose=True)}, "ex-lyapunov-2d", salt)
-    assert not r["passed"] and "Sigma_inf" in r["reason"]
+        r = _run({"em_stationary_cov": fn, "Sigma_dt": S}, "ex-lyapunov-2d", salt)
+        assert not r["passed"] and "em_stationary_cov" in r["reason"], name
+    for name, bad in {"continuous": _em_cov(_A_LYAP, _G_LYAP, 0.1, "continuous"),
+                      "B^T": _em_cov(_A_LYAP, _G_LYAP, 0.1, "B^T"),
+                      "no dt": _em_cov(_A_LYAP, _G_LYAP, 0.1, "no dt"),
+                      "float32": _em_cov(_A_LYAP.float(), _G_LYAP.float(), 0.1)}.items():
+        r = _run({"em_stationary_cov": _em_cov, "Sigma_dt": bad}, "ex-lyapunov-2d", salt)
+        assert not r["passed"] and "Sigma_dt" in r["reason"], name
+
+
+@pytest.mark.parametrize("salt", [0, 7, 2027, 31])
+def test_chapter2_hidden_checks_catch_what_the_public_checks_let_through(salt):
+    """ex-feynman-kac-ou and ex-multiplicative-tails: the public checks compare with a grid solution (2e-5) and at a
+    relative 1e-6 / 1e-5; the grader uses closed forms at random parameters and the 1e-8 the statements ask for. RK4 with
+    400 steps passes both; RK4 with 40 steps, a float32 answer and six-digit numbers pass only the public checks."""
+    from diffedu import checks
+    assert _run({"fk_quadratic": lambda *a: _fk(*a, steps=400), "rate_fk": _RATE_FK}, "ex-feynman-kac-ou", salt)["passed"]
+    for name, fn in {"RK4, 40 steps": lambda *a: _fk(*a, steps=40),
+                     "float32": lambda x, *a: _fk(x.float(), *a).double()}.items():
+        assert checks.check_fk_quadratic(fn, _RATE_FK), name
+        r = _run({"fk_quadratic": fn, "rate_fk": _RATE_FK}, "ex-feynman-kac-ou", salt)
+        assert not r["passed"] and "fk_quadratic differs" in r["reason"], name
+    r = _run({"fk_quadratic": _fk, "rate_fk": float(f"{_RATE_FK:.6g}")}, "ex-feynman-kac-ou", salt)
+    assert not r["passed"] and "rate_fk" in r["reason"]
+    assert checks.check_multiplicative_tails(_power_tails, float(f"{_P_FAR:.6g}"))
+    r = _run({"stationary_density": _power_tails, "p_far": float(f"{_P_FAR:.6g}")}, "ex-multiplicative-tails", salt)
+    assert not r["passed"] and "p_far" in r["reason"]
+    for name, fn in {"lam ignored": lambda *a: _power_tails(*a, ignore_lam=True),
+                     "float32": lambda *a: _power_tails(*a, dtype=torch.float32)}.items():
+        r = _run({"stationary_density": fn, "p_far": _P_FAR}, "ex-multiplicative-tails", salt)
+        assert not r["passed"] and "stationary_density differs" in r["reason"], name
 
 
 def test_hidden_check_reasons_for_missing_names_wrong_types_and_crashing_functions():
