@@ -7,6 +7,7 @@ its working directory; an infinite loop; malformed JSON; Chapter 2's notebook un
 read back. The fast tests run the hidden checks in-process on right and wrong answers.
 """
 
+import ast
 import csv
 import hashlib
 import importlib.util
@@ -70,6 +71,39 @@ def test_student_edition_headings_and_names_agree_with_the_grader(path):
             assert f"`{name}" in statement, f"{label}: the statement never names `{name}`, which the grader reads"
         stubs = [c for c in student["cells"][start:end] if c["cell_type"] == "code" and grade._is_stub(_src(c))]
         assert len(stubs) == 1, f"{label}: one stub per exercise span, found {len(stubs)}"
+
+
+# Names an exercise's check reads that the chapter's own (non-solution) cells may define: the input the statement
+# hands the student (Chapter 2's `grid` is the grid the exercise asks them to use).
+INPUT_NAMES = {("02_fokker_planck.ipynb", "grid")}
+
+
+def _bound_names(code):
+    """Names a code cell binds at module level (assignments, loops, defs, imports, with-as, walrus)."""
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_no_cell_but_a_solution_defines_a_name_the_grader_reads(path):
+    """An untouched student notebook must be graded 'not attempted': if a section of the chapter defines a name an
+    exercise's check reads (Chapter 1's 4000-path `x_em` once did), the grader grades that object instead."""
+    nb = json.loads(path.read_text())
+    chapter = int(path.name[:2])
+    read = {name: label for label in EX.of_chapter(chapter) for name in hidden.EXERCISES[label][1]}
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code" or "solution" in cell.get("metadata", {}).get("tags", []):
+            continue
+        code = "\n".join(line for line in _src(cell).splitlines() if not line.lstrip().startswith(("%", "!")))
+        clash = {n for n in _bound_names(code) & set(read) if (path.name, n) not in INPUT_NAMES}
+        assert not clash, f"{path.name} cell {i} defines {sorted(clash)}, read by {[read[n] for n in sorted(clash)]}"
 
 
 def test_empty_folders_and_two_notebooks_of_one_chapter(tmp_path):
