@@ -708,6 +708,114 @@ def check_hutchinson(est) -> bool:
     return _ok("unbiased, with variance sum_{i<j} (A_ij + A_ji)^2")
 
 
+def check_ddim_point_mass(ddim_step) -> bool:
+    r"""Exercise ``ex-ddim-point-mass``: one DDIM step {eq}`eq-ddim-update` of a VP SDE, for any :math:`\eta`, and its
+    exactness for data at a single point."""
+    fn = _function(ddim_step, "ddim_step", "(sde, score, x, t, t_next, eta=0.0, xi=None) -> tensor like x")
+    from .data import GaussianMixture
+    from .schedules import Cosine, Linear
+    from .sde import VPSDE
+
+    gen = make_generator(_SEED, shift=False)
+    x = torch.randn(6, 2, generator=gen, dtype=torch.float64) * 1.2
+    xi = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    mix = GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]], [0.3, 0.5])
+
+    def reference(sde, score, t, t_next, eta):
+        (a, s), (a2, s2) = [[float(v) for v in sde.marginal(tt)] for tt in (t, t_next)]
+        z_hat = -s * score(x, torch.full((6,), t, dtype=torch.float64))
+        var = eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2)
+        return a2 * (x - s * z_hat) / a + math.sqrt(s2**2 - var) * z_hat + math.sqrt(var) * xi, (a, s, a2, s2, z_hat)
+
+    for sde in (VPSDE(Linear(0.1, 20.0)), VPSDE(Cosine())):
+        score = mix.score_fn(sde)
+        for t, t_next, eta in ((0.8, 0.5, 0.0), (0.3, 0.25, 0.0), (0.6, 0.4, 0.7), (0.5, 0.45, 1.0)):
+            out = _tensor(_call_answer(fn, "ddim_step", sde, score, x.clone(), t, t_next, eta, xi.clone()),
+                          "ddim_step(...)", (6, 2))
+            want, (a, s, a2, s2, z_hat) = reference(sde, score, t, t_next, eta)
+            if torch.allclose(out, want, rtol=1e-9, atol=1e-9):
+                continue
+            if eta == 0.0:
+                _fail(f"the deterministic step (eta = 0) from t = {t} to {t_next} is wrong",
+                      "z_hat = -sigma_t s(x, t) (mind the sign) and x0_hat = (x - sigma_t z_hat) / alpha_t, both at the "
+                      "CURRENT time t; then x' = alpha_t' x0_hat + sigma_t' z_hat.")
+            ancestral = (1 - a**2 / a2**2) * eta**2
+            guess = a2 * (x - s * z_hat) / a + math.sqrt(s2**2 - ancestral) * z_hat + math.sqrt(ancestral) * xi
+            if torch.allclose(out, guess, rtol=1e-9, atol=1e-9):
+                _fail("the fresh noise has the variance eta^2 (1 - alpha_t^2/alpha_t'^2) of the ancestral step",
+                      "DDIM's varsigma^2 has the extra factor sigma_t'^2 / sigma_t^2: the variance of x_t' given x_t and x_0.")
+            _fail(f"the step with eta = {eta} from t = {t} to {t_next} is wrong",
+                  "keep the old noise with the weight sqrt(sigma_t'^2 - varsigma^2), so that the total variance is "
+                  "sigma_t'^2, and add varsigma * xi.")
+    # a single data point a: one step from T to t_min is the probability-flow map, exactly
+    sde, a_pt = VPSDE(Linear(0.1, 20.0)), 0.5
+
+    def score_point(y, t):
+        al, si = sde.marginal(t)
+        return -(y - al.reshape(-1, 1) * a_pt) / si.reshape(-1, 1) ** 2
+
+    (aT, sT), (a1, s1) = [[float(v) for v in sde.marginal(tt)] for tt in (1.0, 0.01)]
+    out = _tensor(_call_answer(fn, "ddim_step", sde, score_point, x.clone(), 1.0, 0.01, 0.0, None),
+                  "ddim_step(...)", (6, 2))
+    if not torch.allclose(out, a1 * a_pt + (s1 / sT) * (x - aT * a_pt), rtol=1e-9, atol=1e-9):
+        _fail("for data at a single point one step from T = 1 to 0.01 misses the probability-flow path",
+              "with eta = 0 and xi = None the step must not use xi.")
+    return _ok("the DDIM step for eta = 0, 0.7 and 1 on two schedules, exact in one step for a single data point")
+
+
+def _linear_flow_logq(x: torch.Tensor, t: float, B: torch.Tensor, *, sign: float = -1.0, volume: bool = True,
+                      pull: float = -1.0, c=None) -> torch.Tensor:
+    r"""Log-density of :math:`M x_0`, :math:`x_0\sim N(0, I)`, :math:`M = e^{cB}`, :math:`c = t + t^2/2`, evaluated as the
+    Gaussian :math:`N(0, MM^\top)` (Cholesky factor, no trace shortcut). The keyword arguments build the wrong answers
+    the check names: the volume term with the other sign (``sign=+1``) or left out, the pull-back with
+    :math:`e^{+cB}` (``pull=+1``), another time integral ``c``."""
+    c = t + t * t / 2 if c is None else c
+    d = x.shape[1]
+    if sign < 0 and volume and pull < 0:
+        M = torch.linalg.matrix_exp(c * B)
+        L = torch.linalg.cholesky(M @ M.T)
+        z = torch.linalg.solve_triangular(L, x.T, upper=False).T
+        return -0.5 * (z**2).sum(1) - 0.5 * d * math.log(2 * math.pi) - torch.log(torch.diagonal(L)).sum()
+    x0 = x @ torch.linalg.matrix_exp(pull * c * B).T
+    return (-0.5 * (x0**2).sum(1) - 0.5 * d * math.log(2 * math.pi)
+            + (sign * c * float(torch.trace(B)) if volume else 0.0))
+
+
+def check_cov_linear_flow(logq_linear) -> bool:
+    r"""Exercise ``ex-cov-linear-flow``: ``logq_linear(x, t, B)`` is :math:`\log q_t(x)` for particles started from
+    :math:`N(0, I)` at :math:`t = 0` that move with :math:`v = (1 + t)Bx`:
+    :math:`-\tfrac12|e^{-cB}x|^2 - \tfrac d2\log 2\pi - c\,\mathrm{tr}B`, :math:`c = t + t^2/2`
+    ({eq}`eq-cov-instantaneous`). The reference is the push-forward Gaussian :math:`N(0, MM^\top)`, :math:`M = e^{cB}`,
+    computed without the trace; three times, a non-normal 3 x 3 matrix, tolerance 1e-8."""
+    fn = _function(logq_linear, "logq_linear", "logq_linear(x, t, B) -> tensor (n,)")
+    f64 = torch.float64
+    B = torch.tensor([[0.2, 1.0, 0.0], [-0.6, -0.5, 0.4], [0.3, 0.0, 0.7]], dtype=f64)     # tr B = 0.4, not normal
+    x = torch.randn(6, 3, generator=make_generator(_SEED), dtype=f64) * 1.5
+    for t in (0.0, 0.5, 1.2):
+        where = f"logq_linear(x, {t}, B)"
+        out = _tensor(_call_answer(fn, "logq_linear", x.clone(), t, B.clone()), where, (6,))
+        ref = _linear_flow_logq(x, t, B)
+        close = lambda want: torch.allclose(out, want, rtol=1e-8, atol=1e-8)
+        if close(ref):
+            continue
+        if t == 0.0:
+            _fail(f"{where} is not the standard normal log-density", "at t = 0 nothing has moved: q_0 = N(0, I).")
+        if close(_linear_flow_logq(x, t, B, sign=+1.0)):
+            _fail(f"{where}: the volume term has the wrong sign", "Eq. (eq-cov-instantaneous): d log q/dt = -div v, so "
+                  "the density at a particle falls where the flow spreads out: subtract c(t) tr B.")
+        if close(_linear_flow_logq(x, t, B, volume=False)):
+            _fail(f"{where}: the volume term is missing", "log q_t(x_t) = log q_0(x_0) - int_0^t div v ds with "
+                  "div v = (1 + s) tr B: a linear flow changes volume by det e^{cB} = e^{c tr B}.")
+        if close(_linear_flow_logq(x, t, B, pull=+1.0)):
+            _fail(f"{where}: x_0 is pulled back the wrong way", "x_t = e^{c B} x_0, so x_0 = e^{-c B} x_t.")
+        if any(close(_linear_flow_logq(x, t, B, c=c)) for c in (t, t * (1 + t), 1 + t)):
+            _fail(f"{where}: the time integral is wrong", "the velocity (1 + t) B x grows with t: "
+                  "c(t) = int_0^t (1 + s) ds = t + t^2/2, both in e^{-cB} and in the volume term.")
+        _fail(f"{where} is not log q_t of the linear flow",
+              "log q_t(x) = log N(e^{-cB} x; 0, I) - c tr B with c = t + t^2/2; x has shape (n, d).")
+    return _ok("log q_t of the linear flow equals the push-forward Gaussian N(0, M M^T), M = e^{cB}")
+
+
 # --- Chapter 5 ------------------------------------------------------------------------------------
 def check_ou_mean_path_action(A_ito, A_strat, *, theta: float = 2.0, T: float = 1.0) -> bool:
     """Exercise ``ex-ou-action``: the actions of the OU mean path under the Ito and Stratonovich rules."""

@@ -83,7 +83,7 @@ def pf_drift(sde: SDE, score, x: torch.Tensor, t: float) -> torch.Tensor:
     x = _checks.batch(x, "x")
     _checks.model_dim(score, x.shape[1], "score", "x")
     t = _checks.real(t, "t", low=0.0, high=sde.T)
-    return _pf_drift(sde, score, x, t)
+    return _pf_drift(sde, score, x, t)[0]
 
 
 def _pf_drift(sde, score, x, t):

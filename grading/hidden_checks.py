@@ -517,6 +517,78 @@ def hutchinson(get, rng):
     return "Rademacher support, mean tr A and Hutchinson's variance"
 
 
+def _vp_linear(t, beta_min, beta_max):
+    """alpha, sigma of the VP SDE with beta = beta_min + t (beta_max - beta_min), in closed form."""
+    B = beta_min * t + 0.5 * (beta_max - beta_min) * t * t
+    return math.exp(-0.5 * B), math.sqrt(-math.expm1(-B))
+
+
+def _mixture_score(weights, means, std, beta_min, beta_max):
+    """The exact score of sum_k w_k N(m_k, std_k^2 I) under that VP SDE; t a number or a tensor (n,)."""
+    def score(x, t):
+        tt = torch.as_tensor(t, dtype=F64).reshape(-1)
+        B = beta_min * tt + 0.5 * (beta_max - beta_min) * tt**2
+        alpha, var0 = torch.exp(-0.5 * B), -torch.expm1(-B)
+        v = alpha[:, None] ** 2 * std[None, :] ** 2 + var0[:, None]                       # (n or 1, K)
+        diff = x[:, None, :] - alpha[:, None, None] * means[None]                         # (n, K, d)
+        logw = torch.log(weights)[None] - 0.5 * (diff**2).sum(-1) / v - 0.5 * x.shape[1] * torch.log(v)
+        r = torch.softmax(logw, dim=1)
+        return -(r[:, :, None] * diff / v[:, :, None]).sum(1)
+    return score
+
+
+def ddim_point_mass(get, rng):
+    import diffedu as de
+
+    fn = _function(get("ddim_step"), "ddim_step")
+    for case in range(6):
+        beta_min, beta_max = _uniform(rng, 0.05, 0.5), _uniform(rng, 8.0, 25.0)
+        sde = de.VPSDE(de.Linear(beta_min, beta_max))
+        n, d, K = (int(torch.randint(lo, hi, (), generator=rng)) for lo, hi in ((3, 12), (1, 4), (1, 4)))
+        means = _uniform(rng, -2.0, 2.0, K * d).reshape(K, d)
+        std = _uniform(rng, 0.05, 0.6, K) if case else torch.zeros(1, dtype=F64) + 1e-300   # case 0: a single point
+        if not case:
+            means = means[:1]
+        weights = _uniform(rng, 0.2, 1.0, means.shape[0])
+        score = _mixture_score(weights / weights.sum(), means, std, beta_min, beta_max)
+        t = _uniform(rng, 0.1, 1.0)
+        t_next = 0.01 if not case else _uniform(rng, 0.01, t - 0.01)
+        eta = 0.0 if case < 3 else _uniform(rng, 0.1, 1.0)
+        x = _uniform(rng, -2.5, 2.5, n * d).reshape(n, d)
+        xi = torch.randn(n, d, generator=rng, dtype=F64)
+        out = _tensor(_call(fn, "ddim_step", sde, score, x.clone(), t, t_next, eta, xi.clone() if eta else None),
+                      "ddim_step(...)", (n, d))
+        (a, s), (a2, s2) = _vp_linear(t, beta_min, beta_max), _vp_linear(t_next, beta_min, beta_max)
+        z_hat = -s * score(x, t)
+        var = eta**2 * (s2**2 / s**2) * (1 - a**2 / a2**2)
+        want = a2 * (x - s * z_hat) / a + math.sqrt(s2**2 - var) * z_hat + (math.sqrt(var) * xi if eta else 0.0)
+        if not torch.allclose(out, want, rtol=1e-9, atol=1e-9):
+            what = "for data at a single point (one step must be exact)" if not case else f"with eta = {eta:.3f}"
+            raise Wrong(f"ddim_step differs from Eq. (eq-ddim-update) {what} on the grader's schedule "
+                        f"(beta from {beta_min:.3f} to {beta_max:.2f}, t = {t:.3f} -> {t_next:.3f}) by "
+                        f"{float((out - want).abs().max()):.3g}")
+    return "the DDIM step on random schedules, mixtures, times and eta, and exact in one step for a single point"
+
+
+def cov_linear_flow(get, rng):
+    fn = _function(get("logq_linear"), "logq_linear")
+    for _ in range(3):
+        d = int(torch.randint(2, 6, (), generator=rng))
+        n = int(torch.randint(3, 12, (), generator=rng))
+        B = 0.5 * torch.randn(d, d, generator=rng, dtype=F64)
+        t = _uniform(rng, 0.1, 1.2)
+        x = 1.5 * torch.randn(n, d, generator=rng, dtype=F64)
+        out = _tensor(_call(fn, "logq_linear", x.clone(), t, B.clone()), "logq_linear(x, t, B)", (n,))
+        M = torch.linalg.matrix_exp((t + t * t / 2) * B)        # x_t = M x_0: q_t is N(0, M M^T)
+        z = torch.linalg.solve(M, x.T).T
+        want = -0.5 * (z**2).sum(1) - 0.5 * d * math.log(2 * math.pi) - torch.linalg.slogdet(M)[1]
+        gap = float(((out - want).abs() / want.abs().clamp(min=1.0)).max())
+        if not gap <= 1e-8:
+            raise Wrong(f"for d = {d}, t = {t:.4f} and the grader's random B, logq_linear differs from the log-density "
+                        f"of the push-forward N(0, M M^T), M = exp((t + t^2/2) B), by {gap:.3g} (relative)")
+    return "log q_t of the linear flow for random d, B, t and points"
+
+
 # --- Chapter 5 -----------------------------------------------------------------------------------
 def ou_action(get, rng):
     a, b = _number(get("A_ito"), "A_ito"), _number(get("A_strat"), "A_strat")
@@ -718,6 +790,8 @@ EXERCISES = {
     "ex-pf-map": (1, ("x_end",), pf_map),
     "ex-likelihood-gaussian": (1, ("logq",), likelihood_gaussian),
     "ex-hutchinson-variance": (1, ("est",), hutchinson),
+    "ex-ddim-point-mass": (1, ("ddim_step",), ddim_point_mass),
+    "ex-cov-linear-flow": (1, ("logq_linear",), cov_linear_flow),
     "ex-ou-action": (1, ("A_ito", "A_strat"), ou_action),
     "ex-jacobian-step": (1, ("log_jac",), jacobian_step),
     "ex-classical-gaussian": (1, ("mean_path_small", "spread_small"), classical_gaussian),

@@ -118,3 +118,16 @@ def test_excluded_trajectory_that_would_overflow_gives_nan_logp_not_an_error():
     r = log_likelihood(ve, score, x, box=1.0)
     assert r.excluded.tolist() == [False, True]
     assert bool(torch.isfinite(r.x_T).all()) and bool(torch.isnan(r.logp[1])) and bool(torch.isfinite(r.logp[0]))
+
+
+def test_pf_drift_is_the_probability_flow_drift_of_a_gaussian():
+    """f - g^2 s / 2 for data N(0, v0) under the VP SDE: -beta x / 2 + beta x / (2 v_t) (it once returned the pair (f, s))."""
+    sde = de.VPSDE(de.Linear(0.1, 20.0))
+    v0, t = 0.04, 0.3
+    alpha, sigma = (float(v) for v in sde.marginal(t))
+    v_t = alpha**2 * v0 + sigma**2
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    drift = de.likelihood.pf_drift(sde, lambda y, s: -y / v_t, x, t)
+    beta = float(sde.diffusion(t)) ** 2
+    assert isinstance(drift, torch.Tensor) and drift.shape == x.shape
+    torch.testing.assert_close(drift, -0.5 * beta * x + 0.5 * beta * x / v_t, rtol=1e-12, atol=1e-12)
