@@ -20,7 +20,7 @@ from .train import train_dsm
 __version__ = "0.1.0"
 
 #: every public module of the package, reachable as ``de.<module>``
-MODULES = ("bridges", "checks", "data", "device", "flows", "fokker_planck", "likelihood", "nets", "ode",
+MODULES = ("bridges", "checks", "data", "device", "flows", "fokker_planck", "langevin", "likelihood", "nets", "ode",
            "path_integral", "plotting", "quadrature", "samplers", "schedules", "sde", "solvers", "stats", "train",
            "widgets", "wkb")
 

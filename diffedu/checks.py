@@ -642,6 +642,108 @@ def check_kl_terms(term_09, term_06) -> bool:
     return _ok("the score term is quadratic in the score error")
 
 
+def _kramers_parts(m: float) -> tuple[float, float, float, float]:
+    """The mixture 1/2 N(-m, 1) + 1/2 N(m, 1): its mode x_* = m tanh(m x_*), the barrier dU = log cosh(m x_*) - x_*^2/2,
+    and the curvatures U''(x_*) = 1 - m^2 + x_*^2, U''(0) = 1 - m^2."""
+    x = m
+    for _ in range(200):
+        x = m * math.tanh(m * x)
+    log_cosh = m * x + math.log1p(math.exp(-2 * m * x)) - math.log(2)
+    return x, log_cosh - x * x / 2, 1 - m * m + x * x, 1 - m * m
+
+
+def _mixture_potential(m: float, scale: float = 1.0):
+    """scale * U with U = x^2/2 - log cosh(m x), Eq. (eq-mixture-double-well)."""
+    return lambda y: scale * (y**2 / 2 - (torch.logaddexp(m * y, -m * y) - math.log(2)))
+
+
+def check_kramers(hop_times, kramers_limit) -> bool:
+    r"""Exercise ``ex-kramers``: ``hop_times(m)`` returns the exact mean first-passage time {eq}`eq-mfpt` from
+    :math:`-x_*` to :math:`x_*` for the mixture :math:`\tfrac12 N(-m, 1) + \tfrac12 N(m, 1)` and Kramers' formula
+    {eq}`eq-kramers`; ``kramers_limit`` is the limit :math:`\sqrt{\pi/2}` of their ratio as :math:`m\to\infty`."""
+    fn = _function(hop_times, "hop_times", "hop_times(m) -> (tau, tau_kramers)")
+    limit = _number(kramers_limit, "kramers_limit")
+    from diffedu.langevin import mean_first_passage_time   # in diffedu/checks.py: from .langevin import ...
+
+    for m in (2.0, 3.0, 4.5):
+        out = _answer_or_hint(fn, "hop_times", "hop_times(m) takes one float m and returns two floats.", m)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise ValueError(f"hop_times(m) must return a pair (tau, tau_kramers) of numbers, got {type(out).__name__}")
+        tau, tau_k = _number(out[0], "hop_times(m)[0]"), _number(out[1], "hop_times(m)[1]")
+        xs, dU, u2_min, u2_top = _kramers_parts(m)
+        U = _mixture_potential(m)
+        kramers = 2 * math.pi / math.sqrt(u2_min * abs(u2_top)) * math.exp(dU)
+        near = lambda value, want, rel: abs(value - want) <= rel * abs(want)           # noqa: E731
+        if not near(tau, mean_first_passage_time(U, -xs, xs), 1e-5):
+            where = f"tau = hop_times({m})[0]"
+            if near(tau, kramers, 1e-5):
+                _fail(f"{where} is Kramers' approximation, not the exact mean first-passage time",
+                      "evaluate the double integral of Eq. (eq-mfpt) by quadrature.")
+            if near(tau, 2 * mean_first_passage_time(_mixture_potential(m, 2.0), -xs, xs), 1e-3):
+                _fail(f"{where} is the passage time for the noise dw, not sqrt(2) dw",
+                      "the Langevin sampler dx = -U' dt + sqrt(2) dw has the generator -U' d/dx + d^2/dx^2.")
+            if near(tau, mean_first_passage_time(U, -m, m), 1e-4):
+                _fail(f"{where} goes from -m to m: the modes are at +-x_*, the root of x = m tanh(m x)",
+                      "for m = 2, x_* = 1.99865, not 2.")
+            if near(tau, mean_first_passage_time(U, -xs, xs, lower=-xs), 1e-4):
+                _fail(f"{where} starts the inner integral at a = -x_*: that puts a reflecting wall behind the start",
+                      "the inner integral of Eq. (eq-mfpt) runs from -infinity: the chain may wander left of the mode.")
+            _fail(f"{where} is not the exact mean first-passage time from -x_* to x_* (relative tolerance 1e-5)",
+                  "tau = int_a^b e^U(y) int_{-inf}^y e^-U(z) dz dy with U = x^2/2 - log cosh(m x); make the grid fine "
+                  "enough, in float64.")
+        if not near(tau_k, kramers, 1e-7):
+            where = f"tau_kramers = hop_times({m})[1]"
+            if near(tau_k, math.exp(dU), 1e-6):
+                _fail(f"{where} is e^dU alone", "Kramers' formula has the prefactor 2 pi / sqrt(U''(x_min) |U''(x_max)|).")
+            if near(tau_k, 2 * math.pi / math.sqrt(abs(u2_top)) * math.exp(dU), 1e-6):
+                _fail(f"{where} takes U''(x_*) = 1", "use the exact curvature U''(x_*) = 1 - m^2 + x_*^2.")
+            if near(tau_k, 2 * math.pi / math.sqrt(u2_min * abs(u2_top)) * math.exp(m * m / 2 - math.log(2)), 1e-6):
+                _fail(f"{where} uses dU = m^2/2 - log 2", "use the exact barrier dU = log cosh(m x_*) - x_*^2 / 2.")
+            if near(tau_k, 2 * math.pi / math.sqrt(u2_min * abs(u2_top)) * math.exp(2 * dU), 1e-6):
+                _fail(f"{where} has e^(2 dU): the temperature of sqrt(2) dw is 1", "Eq. (eq-kramers) has e^dU.")
+            if near(tau_k, tau, 1e-5):
+                _fail(f"{where} equals tau", "the second entry is Kramers' formula Eq. (eq-kramers), not the exact time.")
+            _fail(f"{where} is not Kramers' formula (relative tolerance 1e-7)",
+                  "tau_K = 2 pi / sqrt(U''(x_*) |U''(0)|) e^dU with U''(x_*) = 1 - m^2 + x_*^2, U''(0) = 1 - m^2.")
+    if abs(limit - math.sqrt(math.pi / 2)) > 1e-6:
+        if abs(limit - 1) < 1e-3:
+            _fail("kramers_limit = 1: the ratio does not tend to 1 for this family",
+                  "for large m the outer integral is e^U(0) int sech(m y) dy; compare it with Kramers' Gaussian.")
+        _fail("kramers_limit is not the limit of tau / tau_K",
+              "int sech(u) du = pi; Kramers replaces it by int exp(-u^2/2) du = sqrt(2 pi).")
+    return _ok("the exact hopping time, Kramers' formula, and the limit sqrt(pi/2) of their ratio")
+
+
+def _ism_quartic_fit(x: torch.Tensor) -> torch.Tensor:
+    r"""The minimiser of the empirical ISM objective for :math:`s_\theta(x) = -\theta_1x - \theta_2x^3`: the solution
+    of :math:`[[m_2, m_4], [m_4, m_6]]\,\theta = (1, 3m_2)`, by Cramer's rule."""
+    m2, m4, m6 = (float((x**j).mean()) for j in (2, 4, 6))
+    det = m2 * m6 - m4 * m4
+    return torch.tensor([(m6 - 3 * m2 * m4) / det, (3 * m2 * m2 - m4) / det], dtype=torch.float64)
+
+
+def check_ism_fit(ism_fit) -> bool:
+    r"""Exercise ``ex-ism-fit``: the implicit-score-matching fit of the unnormalised model
+    :math:`\tilde p_\theta\propto e^{-\theta_1x^2/2 - \theta_2x^4/4}` to 1-D data (a tensor of shape ``(2,)``)."""
+    fn = _function(ism_fit, "ism_fit", "ism_fit(x) -> tensor of shape (2,)")
+    gen = make_generator(_SEED)
+    for scale, shift, n in ((0.5, 0.2, 12), (1.3, -0.4, 200)):
+        x = scale * torch.randn(n, generator=gen, dtype=torch.float64) + shift
+        out = _tensor(_call_answer(fn, "ism_fit", x.clone()), "ism_fit(x)", (2,))
+        want = _ism_quartic_fit(x)
+        close = lambda y: torch.allclose(out, y, rtol=1e-8, atol=1e-10 * float(y.abs().max()))
+        if not close(want):
+            if close(-want):
+                _fail("ism_fit(x) has the opposite sign of the minimiser",
+                      "the objective is E[s^2/2 + s'], with a PLUS sign in front of s' = -theta_1 - 3 theta_2 x^2.")
+            if close(want / 2):
+                _fail("ism_fit(x) is half the minimiser", "mind the 1/2 in front of s^2 in the objective.")
+            _fail(f"ism_fit(x) does not minimise the empirical ISM objective on {n} data points",
+                  "the objective is (1/2) theta^T M theta - theta^T b with M = [[m2, m4], [m4, m6]] and b = (1, 3 m2), "
+                  "m_j the sample moments (mean of x^j, not centred).")
+    return _ok("ism_fit solves the normal equations of implicit score matching")
+
+
 # --- Chapter 4 ------------------------------------------------------------------------------------
 def check_hbar_gaussian_variance(u_final) -> bool:
     """Exercise ``ex-hbar-gaussian``: the sampler's variance at t_min for hbar in {0, 0.5, 1, 2}."""

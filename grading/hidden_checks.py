@@ -469,6 +469,60 @@ def kl_terms(get, rng):
     return "both score terms within 1 % of a fine-grid reference"
 
 
+def _kramers_exact(m):
+    """(tau, tau_K) for 1/2 N(-m, 1) + 1/2 N(m, 1) from -x_* to x_*, written independently of diffedu: with U(0) = 0
+    the inner integral of Eq. (eq-mfpt) is closed, int_{-inf}^y e^-U = sqrt(2 pi)/2 e^(m^2/2) (Phi(y - m) + Phi(y + m)),
+    which leaves one smooth integral over [-x_*, x_*]: Simpson's rule on 400 001 points, in logarithms."""
+    x = m
+    for _ in range(200):
+        x = m * math.tanh(m * x)
+    y = torch.linspace(-x, x, 400001, dtype=F64)
+    log_cosh = torch.logaddexp(m * y, -m * y) - math.log(2)
+    log_f = (y**2 / 2 - log_cosh + m * m / 2 + math.log(math.sqrt(2 * math.pi) / 2)
+             + torch.log(torch.special.ndtr(y - m) + torch.special.ndtr(y + m)))
+    top = float(log_f.max())
+    w = torch.ones_like(y)
+    w[1:-1:2], w[2:-1:2] = 4.0, 2.0
+    tau = math.exp(top) * float((w * torch.exp(log_f - top)).sum()) * float(y[1] - y[0]) / 3
+    dU = m * x + math.log1p(math.exp(-2 * m * x)) - math.log(2) - x * x / 2
+    return tau, 2 * math.pi / math.sqrt((1 - m * m + x * x) * (m * m - 1)) * math.exp(dU)
+
+
+def kramers(get, rng):
+    fn = _function(get("hop_times"), "hop_times")
+    ms = [_uniform(rng, 1.5, 2.0), _uniform(rng, 2.0, 4.0), _uniform(rng, 4.0, 6.0)]   # x_* differs from m below 2.5
+    for m in ms:
+        out = _call(fn, "hop_times", m)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise Wrong(f"`hop_times({m:.4f})` must return a pair (tau, tau_kramers) of numbers")
+        tau, tau_k = _number(out[0], "hop_times(m)[0]"), _number(out[1], "hop_times(m)[1]")
+        want, want_k = _kramers_exact(m)
+        _close(tau, want, rel=1e-6, what=f"the exact tau for m = {m:.4f}")            # the statement's accuracy
+        _close(tau_k, want_k, rel=1e-8, what=f"Kramers' tau_K for m = {m:.4f}")
+    _close(_number(get("kramers_limit"), "kramers_limit"), math.sqrt(math.pi / 2), rel=1e-9, what="kramers_limit")
+    return "tau and tau_K at three random separations m in [1.5, 6], and the limit sqrt(pi/2)"
+
+
+def ism_quartic(get, rng):
+    fn = _function(get("ism_fit"), "ism_fit")
+    for k in range(4):
+        n = int(torch.randint(6, 80, (), generator=rng))
+        z = torch.randn(n, generator=rng, dtype=F64)
+        if k % 2:                                   # two bumps, like a double well
+            signs = 2.0 * torch.randint(0, 2, (n,), generator=rng, dtype=F64) - 1
+            x = _uniform(rng, 0.5, 1.5) * signs + _uniform(rng, 0.1, 0.4) * z
+        else:
+            x = _uniform(rng, 0.3, 2.0) * z + _uniform(rng, -0.5, 0.5)
+        out = _tensor(_call(fn, "ism_fit", x.clone()), "ism_fit(x)", (2,))
+        m2, m4, m6 = (float((x**j).mean()) for j in (2, 4, 6))
+        det = m2 * m6 - m4 * m4
+        want = torch.tensor([(m6 - 3 * m2 * m4) / det, (3 * m2 * m2 - m4) / det], dtype=F64)
+        if not torch.allclose(out, want, rtol=1e-9, atol=1e-11 * float(want.abs().max())):
+            raise Wrong(f"on {n} random data points ism_fit(x) = ({float(out[0]):.6g}, {float(out[1]):.6g}) is not the "
+                        "minimiser of the empirical ISM objective of s(x) = -theta_1 x - theta_2 x^3")
+    return "the normal equations of implicit score matching on random data sets (one and two bumps)"
+
+
 # --- Chapter 4 -----------------------------------------------------------------------------------
 def hbar_gaussian(get, rng):
     u = _numbers(get("u_final"), "u_final", 4)
@@ -786,6 +840,8 @@ EXERCISES = {
     "ex-tweedie": (1, ("denoise",), tweedie),
     "ex-dsm-floor": (1, ("floor",), dsm_floor),
     "ex-kl-terms": (1, ("term_09", "term_06"), kl_terms),
+    "ex-kramers": (1, ("hop_times", "kramers_limit"), kramers),
+    "ex-ism-fit": (1, ("ism_fit",), ism_quartic),
     "ex-hbar-gaussian": (1, ("u_final",), hbar_gaussian),
     "ex-pf-map": (1, ("x_end",), pf_map),
     "ex-likelihood-gaussian": (1, ("logq",), likelihood_gaussian),

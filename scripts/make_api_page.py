@@ -27,7 +27,7 @@ SECTIONS = [
     ("Random numbers and devices", ["device"]),
     ("Chapter 1: Itô processes", ["sde", "solvers", "stats"]),
     ("Chapter 2: the Fokker–Planck equation", ["fokker_planck", "schedules", "quadrature"]),
-    ("Chapter 3: the reverse SDE and score matching", ["data", "nets", "train", "samplers"]),
+    ("Chapter 3: the reverse SDE and score matching", ["langevin", "data", "nets", "train", "samplers"]),
     ("Chapter 4: the probability-flow ODE and the likelihood", ["ode", "likelihood"]),
     ("Chapter 5: path integrals", ["path_integral"]),
     ("Chapter 6: the WKB expansion of the likelihood", ["wkb"]),

@@ -28,14 +28,14 @@ from hypothesis import strategies as st
 
 import diffedu as de
 from diffedu import fokker_planck as fp
-from diffedu import bridges, likelihood, ode, path_integral, quadrature, samplers, stats, train, wkb
+from diffedu import bridges, langevin, likelihood, ode, path_integral, quadrature, samplers, stats, train, wkb
 from diffedu.flows import Interpolant
 from diffedu.data import swiss_roll_mixture
 from diffedu.nets import flax_init_, flow_path, load_flow, paper_sde, weight_path
 
 #: modules whose public callables are fuzzed here
 FUZZED_MODULES = ("device", "sde", "solvers", "stats", "fokker_planck", "schedules", "quadrature", "data",
-                  "nets", "train", "samplers", "ode", "likelihood", "path_integral", "wkb", "flows", "bridges")
+                  "nets", "train", "samplers", "ode", "likelihood", "path_integral", "wkb", "flows", "bridges", "langevin")
 #: modules left to their own tests, and why
 NOT_FUZZED = {
     "widgets": "figure builders: their arguments are slider positions, tested in test_widgets_plotting",
@@ -247,6 +247,15 @@ CALLS = {
     "SinkhornBridge.sample": (S_BRIDGE.sample, dict(n=5, ts=[0.0, 0.5, 1.0], generator=GEN())),
     "brownian_bridge_paths": (bridges.brownian_bridge_paths, dict(x0=X1[:, 0], x1=X1[:, 0] + 1.0, ts=[0.0, 0.5, 1.0],
                                                                   eps=0.3, generator=GEN())),
+    # langevin (Chapter 3)
+    "ula": (langevin.ula, dict(score=lambda x: -x, x=X, step=0.1, n_steps=3, generator=GEN(), trace_every=None)),
+    "annealed_langevin": (langevin.annealed_langevin, dict(score=lambda x, sigma: -x / (1 + sigma**2), x=X,
+                                                           sigmas=[1.0, 0.5], step=0.05, n_steps_each=2, generator=GEN(),
+                                                           trace_every=None)),
+    "first_passage_times": (langevin.first_passage_times, dict(score=lambda x: torch.ones_like(x), x=X1, level=1.0,
+                                                               step=0.1, max_steps=50, generator=GEN(), bridge=True)),
+    "mean_first_passage_time": (langevin.mean_first_passage_time, dict(U=lambda x: x**2 / 2, a=-0.5, b=1.0, lower=None,
+                                                                       points=401)),
 }
 
 #: arguments that are callables: a bad value for them is a callable returning garbage, too
@@ -321,9 +330,10 @@ def _names(name, arg):
 
 CASES = [(name, arg) for name, (_, kwargs) in CALLS.items() for arg in kwargs]
 COUNT_ARGS = {"shape", "steps", "corrector_steps", "log_every", "layers", "hidden", "n", "cells", "components", "max_steps",
-              "trial", "dim", "factor", "batch_size", "seed", "order"}
+              "trial", "dim", "factor", "batch_size", "seed", "order",
+              "n_steps", "n_steps_each", "points", "trace_every"}
 CALLABLE_ARGS = {"score", "drift", "diffusion", "log_prob", "fn", "prior_logp", "log_p0", "log_pT", "rhs",
-                 "on_step", "callback", "model", "g", "environ"}
+                 "on_step", "callback", "model", "g", "environ", "U"}
 
 
 @st.composite
