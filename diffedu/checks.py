@@ -744,6 +744,66 @@ def check_ism_fit(ism_fit) -> bool:
     return _ok("ism_fit solves the normal equations of implicit score matching")
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# for diffedu/checks.py (Chapter 3 block)
+# ----------------------------------------------------------------------------------------------------------------
+def _snr_integral(vp, t1: float) -> float:
+    r""":math:`\int_{t_{\min}}^{t_1} g^2/\sigma^2\,dt` by Simpson's rule in :math:`\log t` (2000 intervals)."""
+    from diffedu.quadrature import simpson          # in diffedu/checks.py: from .quadrature import simpson
+
+    if t1 <= vp.t_min * (1 + 1e-12):          # F(t_min (1 + 1e-12)) < 1e-13: no interval to integrate over
+        return 0.0
+    s = torch.linspace(math.log(vp.t_min), math.log(t1), 2001, dtype=torch.float64)
+    tt = s.exp()
+    f = tt * vp.diffusion(tt) ** 2 / vp.marginal(tt)[1] ** 2          # g^2 / sigma^2 dt = t g^2 / sigma^2 d(log t)
+    return simpson(f, float(s[1] - s[0]))
+
+
+def _snr_cdf(t: torch.Tensor) -> torch.Tensor:
+    r""":math:`F(t) = \int_{t_{\min}}^t g^2/\sigma^2\,dt' \big/ \int_{t_{\min}}^T g^2/\sigma^2\,dt'` for the linear VP SDE of
+    ``_vp()`` at each entry of the 1-D float64 tensor ``t`` (inside :math:`[t_{\min}, T]`): Simpson's rule in
+    :math:`\log t`, 2000 intervals per integral (the integrand :math:`t\,g^2/\sigma^2` is smooth in :math:`\log t`;
+    the error is below :math:`10^{-11}`), independent of the closed form the exercise asks for."""
+    vp = _vp()
+    total = _snr_integral(vp, vp.T)
+    return torch.tensor([_snr_integral(vp, float(x)) / total for x in t.tolist()], dtype=torch.float64)
+
+
+def check_importance_t(sample_t, frac_late) -> bool:
+    r"""Exercise ``ex-importance-t``: inverse-CDF sampling of :math:`\pi(t)\propto g^2/\sigma^2` on :math:`[t_{\min}, T]`
+    for the linear VP SDE (:math:`\beta = 0.1 + 19.9t`, :math:`t_{\min} = 10^{-3}`, :math:`T = 1`), and the fraction of
+    its mass above :math:`t = 0.5`.  The reference is the distribution function computed by quadrature: the answer's
+    times must satisfy :math:`F(t(u)) = u`."""
+    fn = _function(sample_t, "sample_t", "sample_t(u) -> tensor of times, the shape of u")
+    vp = _vp()
+    u = torch.linspace(0.0, 1.0, 11, dtype=torch.float64)
+    t = _tensor(_call_answer(fn, "sample_t", u.clone()), "sample_t(u)", (11,))
+    if bool((t < vp.t_min * (1 - 1e-9)).any() or (t > vp.T * (1 + 1e-9)).any()):
+        _fail("sample_t(u) returns times outside [t_min, T] = [0.001, 1]",
+              "u = 0 must give t_min and u = 1 must give T: rescale rho = log(sigma^2/alpha^2) between rho(t_min) and rho(T).")
+    err = float((_snr_cdf(t.clamp(vp.t_min, vp.T)) - u).abs().max())
+    if err > 1e-7:
+        if torch.allclose(t, vp.t_min + u * (vp.T - vp.t_min), rtol=1e-6):
+            _fail("sample_t returns uniform times", "invert the distribution function of pi(t) proportional to g^2/sigma^2.")
+        if torch.allclose(t, vp.t_min * (vp.T / vp.t_min) ** u, rtol=1e-6):
+            _fail("sample_t returns log-uniform times (pi proportional to 1/t)",
+                  "for this schedule g^2/sigma^2 is close to 1/t only below t = 0.005; use the exact antiderivative.")
+        _fail(f"F(sample_t(u)) differs from u by up to {err:.2g}",
+              "g^2/sigma^2 = d/dt log(sigma^2/alpha^2) = d/dt log(e^B - 1) with B(t) = 0.1 t + 9.95 t^2: draw that "
+              "logarithm uniformly, then solve for B and for t (the positive root of a quadratic).")
+    u2 = torch.tensor([[0.05, 0.5, 0.95], [0.3, 0.7, 0.99]], dtype=torch.float64)
+    t2 = _tensor(_call_answer(fn, "sample_t", u2.clone()), "sample_t(u) for u of shape (2, 3)", (2, 3))
+    if float((_snr_cdf(t2.reshape(-1).clamp(vp.t_min, vp.T)) - u2.reshape(-1)).abs().max()) > 1e-7:
+        _fail("sample_t is right on a 1-D tensor but not on a (2, 3) tensor", "work element by element; keep u's shape.")
+    f = _number(frac_late, "frac_late")
+    late = 1.0 - float(_snr_cdf(torch.tensor([0.5], dtype=torch.float64))[0])
+    if abs(f - late) > 1e-6:
+        if abs(f - (1.0 - late)) <= 1e-6:
+            _fail("frac_late is the fraction of draws BELOW t = 0.5", "the question asks for the draws above t = 0.5: 1 - F(0.5).")
+        _fail("frac_late is not the fraction of the draws above t = 0.5", "it is 1 - F(0.5), with F the distribution function of pi.")
+    return _ok(f"sample_t inverts the distribution function of g^2/sigma^2, and {f:.1%} of its draws lie above t = 0.5")
+
+
 # --- Chapter 4 ------------------------------------------------------------------------------------
 def check_hbar_gaussian_variance(u_final) -> bool:
     """Exercise ``ex-hbar-gaussian``: the sampler's variance at t_min for hbar in {0, 0.5, 1, 2}."""

@@ -523,6 +523,36 @@ def ism_quartic(get, rng):
     return "the normal equations of implicit score matching on random data sets (one and two bumps)"
 
 
+def _snr_rho(t):
+    r""":math:`\rho(t) = \log(\sigma^2/\alpha^2) = \log(e^{B(t)} - 1)`, :math:`B = 0.1t + 9.95t^2` (the linear VP schedule)."""
+    return math.log(math.expm1(0.1 * t + 9.95 * t * t))
+
+
+def _snr_time(u):
+    r"""The inverse distribution function of :math:`\pi\propto g^2/\sigma^2` on :math:`[10^{-3}, 1]`, closed form:
+    :math:`\rho` uniform, :math:`B = \log(1 + e^\rho)`, :math:`t = 2B/(0.1 + \sqrt{0.01 + 39.8B})`."""
+    r0, r1 = _snr_rho(1e-3), _snr_rho(1.0)
+    rho = r0 + u * (r1 - r0)
+    B = torch.where(rho > 0, rho + torch.log1p(torch.exp(-rho.abs())), torch.log1p(torch.exp(-rho.abs())))
+    return 2 * B / (0.1 + torch.sqrt(0.01 + 39.8 * B))
+
+
+def importance_t(get, rng):
+    fn = _function(get("sample_t"), "sample_t")
+    k = int(torch.randint(5, 40, (), generator=rng))
+    u = torch.rand(2, k, generator=rng, dtype=F64)
+    u[0, 0], u[1, 0] = 0.0, 1.0                                   # the two ends: t_min and T
+    out = _tensor(_call(fn, "sample_t", u.clone()), "sample_t(u)", (2, k))
+    want = _snr_time(u)
+    if not torch.allclose(out, want, rtol=1e-9, atol=0.0):
+        raise Wrong(f"on {2 * k} random u (a (2, {k}) tensor, with u = 0 and u = 1) sample_t differs from the inverse "
+                    f"distribution function of g^2/sigma^2 (largest relative difference "
+                    f"{float(((out - want) / want).abs().max()):.3g}); compute in float64")
+    late = (_snr_rho(1.0) - _snr_rho(0.5)) / (_snr_rho(1.0) - _snr_rho(1e-3))
+    _close(_number(get("frac_late"), "frac_late"), late, rel=1e-9, what="frac_late")
+    return "the inverse distribution function at random u of any shape, and the fraction above t = 0.5"
+
+
 # --- Chapter 4 -----------------------------------------------------------------------------------
 def hbar_gaussian(get, rng):
     u = _numbers(get("u_final"), "u_final", 4)
@@ -842,6 +872,7 @@ EXERCISES = {
     "ex-kl-terms": (1, ("term_09", "term_06"), kl_terms),
     "ex-kramers": (1, ("hop_times", "kramers_limit"), kramers),
     "ex-ism-fit": (1, ("ism_fit",), ism_quartic),
+    "ex-importance-t": (1, ("sample_t", "frac_late"), importance_t),
     "ex-hbar-gaussian": (1, ("u_final",), hbar_gaussian),
     "ex-pf-map": (1, ("x_end",), pf_map),
     "ex-likelihood-gaussian": (1, ("logq",), likelihood_gaussian),

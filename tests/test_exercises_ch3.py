@@ -1,4 +1,4 @@
-"""The public and hidden checks of the exercises added to Chapter 3 with issue 17 (ex-kramers, ex-ism-fit): the
+"""The public and hidden checks of the exercises added to Chapter 3 with issue 17 (ex-kramers, ex-ism-fit, ex-importance-t): the
 solution passes both, named wrong answers fail with a hint (public) or a reason (hidden) for several grading salts,
 and answers of the wrong kind are refused clearly."""
 
@@ -14,7 +14,7 @@ import torch
 import diffedu
 import diffedu.langevin
 from diffedu import checks
-from diffedu.checks import _kramers_parts, _mixture_potential, check_ism_fit, check_kramers
+from diffedu.checks import _kramers_parts, _mixture_potential, check_importance_t, check_ism_fit, check_kramers
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("hidden_checks_ch3", ROOT / "grading" / "hidden_checks.py")
@@ -22,6 +22,8 @@ hidden = importlib.util.module_from_spec(_spec)
 sys.modules["hidden_checks_ch3"] = hidden
 _spec.loader.exec_module(hidden)
 _kramers_exact = hidden._kramers_exact
+Wrong = hidden.Wrong
+importance_t = hidden.importance_t
 ns_hidden = vars(hidden)
 
 
@@ -197,3 +199,138 @@ def test_ism_hidden_check_accepts_right_and_rejects_wrong(salt):
     assert not grade("ex-ism-fit", {}, salt)["passed"]
     crash = grade("ex-ism-fit", {"ism_fit": lambda x: 1 / 0}, salt)
     assert not crash["passed"] and "ZeroDivisionError" in crash["reason"]
+
+
+# --- ex-importance-t ---
+BETA0, BETA1, TMIN, TMAX = 0.1, 20.0, 1e-3, 1.0
+B = lambda t: BETA0 * t + 0.5 * (BETA1 - BETA0) * t * t
+B_inv = lambda b: 2 * b / (BETA0 + torch.sqrt(BETA0**2 + 2 * (BETA1 - BETA0) * b))
+RHO = lambda t: math.log(math.expm1(B(t)))
+
+
+def solution(u):
+    """The notebook's solution: rho = log(sigma^2/alpha^2) uniform, B = softplus(rho), t the root of the quadratic."""
+    rho = RHO(TMIN) + u * (RHO(TMAX) - RHO(TMIN))
+    return B_inv(torch.nn.functional.softplus(rho))
+
+
+FRAC = (RHO(TMAX) - RHO(0.5)) / (RHO(TMAX) - RHO(TMIN))
+
+
+def _uniform_in(fwd, inv):
+    return lambda u: inv(fwd(TMIN) + u * (fwd(TMAX) - fwd(TMIN)))
+
+
+WRONG_SAMPLERS = {
+    "uniform t": lambda u: TMIN + u * (TMAX - TMIN),
+    "log-uniform t": lambda u: TMIN * (TMAX / TMIN) ** u,
+    "uniform in B (pi ~ g^2)": _uniform_in(B, B_inv),
+    "uniform in log sigma^2 (pi ~ g^2 alpha^2 / sigma^2)":
+        _uniform_in(lambda t: math.log(-math.expm1(-B(t))), lambda r: B_inv(-torch.log1p(-torch.exp(r)))),
+    "the simple schedule's inverse": lambda u: torch.sqrt(torch.nn.functional.softplus(
+        RHO(TMIN) + u * (RHO(TMAX) - RHO(TMIN))) / 10),
+    "float32": lambda u: solution(u.float()).double(),
+}
+
+
+def test_importance_t_public_check_accepts_the_solution(capsys):
+    assert check_importance_t(solution, FRAC) is True
+    assert "✔" in capsys.readouterr().out
+
+
+def test_importance_t_public_check_accepts_a_naive_quadratic_root_and_a_python_float_fraction():
+    naive = lambda u: (-BETA0 + torch.sqrt(BETA0**2 + 2 * (BETA1 - BETA0) * torch.log1p(torch.exp(
+        RHO(TMIN) + u * (RHO(TMAX) - RHO(TMIN)))))) / (BETA1 - BETA0)
+    assert check_importance_t(naive, torch.tensor(FRAC)) is True
+
+
+@pytest.mark.parametrize("name", [k for k in WRONG_SAMPLERS if k != "float32"])
+def test_importance_t_public_check_rejects_wrong_samplers(name):
+    with pytest.raises(AssertionError, match="Hint"):
+        check_importance_t(WRONG_SAMPLERS[name], FRAC)
+
+
+def test_importance_t_public_check_names_uniform_and_log_uniform_times():
+    with pytest.raises(AssertionError, match="uniform times"):
+        check_importance_t(WRONG_SAMPLERS["uniform t"], FRAC)
+    with pytest.raises(AssertionError, match="log-uniform"):
+        check_importance_t(WRONG_SAMPLERS["log-uniform t"], FRAC)
+
+
+def test_importance_t_public_check_rejects_the_fraction_below():
+    with pytest.raises(AssertionError, match="BELOW"):
+        check_importance_t(solution, 1 - FRAC)
+    with pytest.raises(AssertionError, match="Hint"):
+        check_importance_t(solution, 0.5)
+
+
+def test_importance_t_public_check_rejects_a_sampler_that_ignores_the_shape():
+    with pytest.raises((AssertionError, ValueError)):
+        check_importance_t(lambda u: solution(u.reshape(-1)), FRAC)
+
+
+@pytest.mark.parametrize("args, err", [
+    ((3, FRAC), TypeError),                                   # not a function
+    ((lambda u: [0.1] * len(u), FRAC), TypeError),            # returns a list
+    ((lambda u: solution(u)[:5], FRAC), ValueError),          # wrong shape
+    ((lambda u: solution(u) * float("nan"), FRAC), ValueError),
+    ((solution, "0.4"), TypeError),
+    ((solution, float("inf")), ValueError),
+])
+def test_importance_t_public_check_refuses_malformed_answers(args, err):
+    with pytest.raises(err):
+        check_importance_t(*args)
+
+
+def test_importance_t_public_check_reports_a_crashing_function():
+    def broken(u):
+        raise RuntimeError("boom")
+    with pytest.raises(AssertionError, match="boom"):
+        check_importance_t(broken, FRAC)
+
+
+def _rng(salt):
+    return torch.Generator().manual_seed(zlib.crc32(f"ex-importance-t/{salt}".encode()))
+
+
+def _get(ns):
+    def get(name):
+        if name not in ns:
+            raise Wrong(f"`{name}` is not defined")
+        return ns[name]
+    return get
+
+
+@pytest.mark.parametrize("salt", [0, 1, 31337, 2027])
+def test_importance_t_hidden_check_accepts_the_solution(salt):
+    assert "inverse distribution function" in importance_t(_get({"sample_t": solution, "frac_late": FRAC}), _rng(salt))
+
+
+@pytest.mark.parametrize("name", list(WRONG_SAMPLERS))
+def test_importance_t_hidden_check_rejects_wrong_samplers_including_float32(name):
+    with pytest.raises(Wrong):
+        importance_t(_get({"sample_t": WRONG_SAMPLERS[name], "frac_late": FRAC}), _rng(5))
+
+
+@pytest.mark.parametrize("frac", [1 - FRAC, FRAC * (1 + 1e-7), 0.4])
+def test_importance_t_hidden_check_rejects_wrong_fractions(frac):
+    with pytest.raises(Wrong):
+        importance_t(_get({"sample_t": solution, "frac_late": frac}), _rng(6))
+
+
+def test_importance_t_hidden_check_reports_malformed_answers():
+    with pytest.raises(Wrong, match="function"):
+        importance_t(_get({"sample_t": 1.0, "frac_late": FRAC}), _rng(7))
+    with pytest.raises(Wrong, match="raised"):
+        importance_t(_get({"sample_t": lambda u: 1 / 0, "frac_late": FRAC}), _rng(7))
+    with pytest.raises(Wrong, match="shape"):
+        importance_t(_get({"sample_t": lambda u: solution(u).reshape(-1), "frac_late": FRAC}), _rng(7))
+    with pytest.raises(Wrong, match="not defined"):
+        importance_t(_get({"sample_t": solution}), _rng(7))
+
+
+def test_importance_t_the_closed_form_of_the_hidden_check_agrees_with_the_public_quadrature():
+    from diffedu.checks import _snr_cdf
+    _snr_time = hidden._snr_time
+    u = torch.linspace(0, 1, 41, dtype=torch.float64)
+    assert float((_snr_cdf(_snr_time(u)) - u).abs().max()) < 1e-10
