@@ -1043,6 +1043,93 @@ def check_hbar_star(hbar_star) -> bool:
     return _ok("the path-KL coefficient is smallest at hbar = 1")
 
 
+# --- 1. public check (diffedu/checks.py) ------------------------------------------------------------------------------
+def check_fluctuation_gauss(fluct_var_gauss) -> bool:
+    r"""Exercise ``ex-fluctuation-gaussian``: ``fluct_var_gauss(t, v0)``, the solution :math:`C_t` of
+    {eq}`eq-fluct-lyapunov` for data :math:`N(0, v_0)` under the linear VP SDE (:math:`T = 1`).
+
+    The reference is :math:`C_t = v_t\log(\alpha_t^2 v_T / (\alpha_T^2 v_t))` with :math:`\alpha_t` and :math:`\sigma_t`
+    from ``VPSDE.marginal``; the answer must match it to 1e-6 (relative) at 41 times for four values of :math:`v_0`,
+    which rejects the free spread :math:`\int_t^T\beta` (no :math:`J` terms), :math:`2J` in place of :math:`J`, and a
+    dropped factor :math:`v_t`.
+    """
+    fn = _function(fluct_var_gauss, "fluct_var_gauss", "fluct_var_gauss(t, v0) -> tensor like t")
+    vp = _vp()
+    t = torch.linspace(0.0, 1.0, 41, dtype=torch.float64)
+    alpha, sigma = vp.marginal(t)
+    aT, sT = (float(z) for z in vp.marginal(1.0))
+    free = torch.log(alpha**2 / aT**2)                           # int_t^T beta ds: the answer without the J terms
+    for v0 in (0.04, 0.5, 2.5, 1.0):
+        got = _tensor(fn(t.clone(), v0), f"fluct_var_gauss(t, {v0})", (41,))
+        v, vT = alpha**2 * v0 + sigma**2, aT**2 * v0 + sT**2
+        want = v * (torch.log(alpha**2 / v) - math.log(aT**2 / vT))
+        if not torch.allclose(got, want, rtol=1e-6, atol=1e-10):
+            if v0 != 1.0 and torch.allclose(got, free, rtol=1e-3, atol=1e-6):
+                _fail(f"for v0 = {v0} the answer is int_t^T beta ds, the spread of a free Brownian motion",
+                      "keep the J C + C J terms of the Lyapunov equation: J = beta (1/v_t - 1) / 2 is not zero unless v0 = 1.")
+            k = int((got - want).abs().argmax())
+            _fail(f"C_t is wrong for v0 = {v0} (at t = {float(t[k]):.3f}: {float(got[k]):.6g})",
+                  "solve dC/dt = 2 J C - beta with C_1 = 0; the integrating factor is exp(-2 int J) = v_s / v_t, "
+                  "and d/ds log(alpha_s^2 / v_s) = -beta / v_s.")
+    return _ok("C_t = v_t log(alpha_t^2 v_T / (alpha_T^2 v_t)): the fluctuation variance of the Gaussian model")
+
+
+
+def _birth_death_gap(U, D: float, L: float, n: int) -> float:
+    r"""Spectral gap of the detailed-balance discretisation of :math:`\partial_x(U'p) + D\partial_x^2 p` on
+    ``n`` points of ``[-L, L]`` (reflecting ends): the symmetric tridiagonal matrix with :math:`-D/h^2` off the
+    diagonal and :math:`(D/h^2)\,(e^{-(U_{i+1} - U_i)/2D} + e^{-(U_{i-1} - U_i)/2D})` on it (a missing neighbour
+    contributes nothing). Its lowest eigenvalue is exactly 0; the gap is second order in ``h``."""
+    x = torch.linspace(-L, L, n, dtype=torch.float64)
+    h = float(x[1] - x[0])
+    u = U(x)
+    right = torch.cat([torch.exp(-(u[1:] - u[:-1]) / (2 * D)), torch.zeros(1, dtype=torch.float64)])
+    left = torch.cat([torch.zeros(1, dtype=torch.float64), torch.exp(-(u[:-1] - u[1:]) / (2 * D))])
+    off = torch.full((n - 1,), -D / h**2, dtype=torch.float64)
+    S = torch.diag(D / h**2 * (right + left)) + torch.diag(off, 1) + torch.diag(off, -1)
+    lam = torch.linalg.eigvalsh(S)
+    return float(lam[1] - lam[0])
+
+
+def check_schrodinger_quartic(quartic_vs, gap_quartic) -> bool:
+    r"""Exercise ``ex-schrodinger-quartic``: ``quartic_vs(x, D)`` is :math:`V_S = x^6/4D - \tfrac32x^2`, the
+    Schrödinger potential {eq}`eq-schr-hamiltonian` of :math:`U = x^4/4`, and ``gap_quartic`` the spectral gap
+    :math:`\lambda_1` for :math:`D = \tfrac12`. The reference gap comes from the detailed-balance discretisation of the
+    Fokker–Planck operator (no :math:`V_S` in it) on two grids, Richardson-extrapolated; tolerance :math:`10^{-4}`
+    (relative)."""
+    fn = _function(quartic_vs, "quartic_vs", "quartic_vs(x, D) -> tensor like x")
+    gap = _number(gap_quartic, "gap_quartic")
+    x = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64).reshape(3, 3)
+    formula_hint = ("U = x^4/4 has U' = x^3 and U'' = 3 x^2; Eq. (eq-schr-hamiltonian) is V_S = U'^2 / (4 D) - U'' / 2, "
+                    "so V_S = x^6 / (4 D) - 3 x^2 / 2.")
+    for D in (0.5, 0.2, 1.7):
+        out = _tensor(fn(x.clone(), D), f"quartic_vs(x, {D:g})", (3, 3))
+        want = x**6 / (4 * D) - 1.5 * x**2
+        if bool(((out - want).abs() <= 1e-9 * (1 + want.abs())).all()):
+            continue
+        close = lambda v: bool(((out - v).abs() <= 1e-6 * (1 + v.abs())).all())
+        if close(x**6 / (4 * D) + 1.5 * x**2):
+            _fail(f"quartic_vs(x, {D:g}) has the wrong sign of the U''/2 term",
+                  "that is the partner potential U'^2/4D + U''/2, which has no zero level. " + formula_hint)
+        if close(x**6 / D - 1.5 * x**2):
+            _fail(f"quartic_vs(x, {D:g}) has U'^2 / D where Eq. (eq-schr-hamiltonian) has U'^2 / (4 D)",
+                  "the first-derivative terms of (e^{-U/2D} psi)'' carry a factor 1/(2D) each. " + formula_hint)
+        if close(x**6 / (4 * D)):
+            _fail(f"quartic_vs(x, {D:g}) misses the - U''/2 term", formula_hint)
+        _fail(f"quartic_vs(x, {D:g}) is not V_S of U = x^4/4", formula_hint)
+    g1, g2 = _birth_death_gap(lambda y: y**4 / 4, 0.5, 4.0, 401), _birth_death_gap(lambda y: y**4 / 4, 0.5, 4.0, 801)
+    ref = (4 * g2 - g1) / 3
+    if abs(gap - ref) > 1e-4 * ref:
+        if abs(gap - ref) < 2e-3 * ref:
+            _fail(f"gap_quartic = {gap:.6g} is close, but not accurate to 1e-4",
+                  "remove the h^2 error: compute the gap lambda_1 - lambda_0 on two grids (h and h/2) and take "
+                  "(4 gap_{h/2} - gap_h) / 3, Eq. (eq-schr-fd-error).")
+        _fail(f"gap_quartic = {gap:.6g} is not the spectral gap of H = -D d^2/dx^2 + V_S for D = 1/2",
+              "build the symmetric tridiagonal matrix of H with quartic_vs(x, 0.5) on [-4, 4] (2D/h^2 + V_S on the "
+              "diagonal, -D/h^2 beside it), take lambda_1 - lambda_0 from torch.linalg.eigvalsh, on two grids.")
+    return _ok("V_S = x^6/4D - 3x^2/2, and the gap of the quartic well is right")
+
+
 # --- Chapter 6 -----------------------------------------------------------------------------------
 def check_consistent_correction(corr_B) -> bool:
     """Exercise ``ex-wkb-consistent``: a score that is exact for *another* distribution has no first-order term."""

@@ -730,6 +730,61 @@ def hbar_coefficient(get, rng):
     return "hbar = 1 minimises (1 + hbar)^2 / (8 hbar)"
 
 
+def fluctuation_gauss(get, rng):
+    fn = _function(get("fluct_var_gauss"), "fluct_var_gauss")
+    B = lambda s: 0.1 * s + 9.95 * s * s                         # int_0^s beta, beta = 0.1 + 19.9 s
+    for _ in range(3):
+        v0 = _uniform(rng, 0.01, 4.0)
+        t = torch.cat([torch.tensor([0.0, 1.0], dtype=F64), _uniform(rng, 0.0, 1.0, 18)]).reshape(4, 5)
+        got = _tensor(_call(fn, "fluct_var_gauss", t.clone(), v0), "fluct_var_gauss(t, v0)", (4, 5))
+        a2 = torch.exp(-B(t))
+        v = a2 * v0 + 1 - a2
+        vT = math.exp(-B(1.0)) * v0 + 1 - math.exp(-B(1.0))
+        want = v * (-B(t) - torch.log(v) + B(1.0) + math.log(vT))    # v_t log(alpha_t^2 v_T / (alpha_T^2 v_t))
+        if not torch.allclose(got, want, rtol=1e-8, atol=1e-12):
+            k = int((got - want).abs().argmax())
+            raise Wrong(f"fluct_var_gauss(t, {v0:.4f}) = {float(got.reshape(-1)[k]):.8g} at t = {float(t.reshape(-1)[k]):.4f}; "
+                        "C_t solves dC/dt = 2 J C - beta with C_1 = 0 and J = beta (1/v_t - 1) / 2 (it vanishes at t = 1 "
+                        "and is the same for every start x_T)")
+    return "the closed-form fluctuation variance, for random v0 and times, any tensor shape"
+
+
+
+def _fp_gap_reference(U, D, L, n):
+    """The gap of the detailed-balance discretisation (see the module docstring), computed independently here."""
+    x = torch.linspace(-L, L, n, dtype=torch.float64)
+    h = float(x[1] - x[0])
+    u = U(x)
+    du = u[1:] - u[:-1]
+    diag = torch.zeros(n, dtype=torch.float64)
+    diag[:-1] += torch.exp(-du / (2 * D))
+    diag[1:] += torch.exp(du / (2 * D))
+    S = (D / h**2) * (torch.diag(diag) - torch.diag(torch.ones(n - 1, dtype=torch.float64), 1)
+                      - torch.diag(torch.ones(n - 1, dtype=torch.float64), -1))
+    lam = torch.linalg.eigvalsh(S)
+    return float(lam[1] - lam[0])
+
+
+def schrodinger_quartic(get, rng):
+    fn = _function(get("quartic_vs"), "quartic_vs")
+    cases = []
+    for _ in range(4):
+        D = math.exp(_uniform(rng, math.log(0.05), math.log(5.0)))
+        x = _uniform(rng, -3.0, 3.0, (2, 5))
+        cases.append(f"D = {D:.3g}")
+        out = _tensor(_call(fn, "quartic_vs", x.clone(), D), "quartic_vs(x, D)", (2, 5))
+        want = x**6 / (4 * D) - 1.5 * x**2
+        gap = float(((out - want).abs() / (1 + want.abs())).max())
+        if gap > 1e-10:
+            raise Wrong(f"for {cases[-1]} and 10 random x in [-3, 3], quartic_vs differs from U'^2/4D - U''/2 of "
+                        f"U = x^4/4 by up to {gap:.3g} (relative; the grader's tolerance is 1e-10)")
+    # lambda_1(D) = c sqrt(D) (part c); the reference at D = 1/2 from two grids of the detailed-balance chain
+    U = lambda y: y**4 / 4
+    ref = (4 * _fp_gap_reference(U, 0.5, 4.0, 1001) - _fp_gap_reference(U, 0.5, 4.0, 501)) / 3
+    _close(_number(get("gap_quartic"), "gap_quartic"), ref, rel=1e-5, what="gap_quartic")
+    return "quartic_vs at random D and x (" + "; ".join(cases) + "), and gap_quartic to 1e-5"
+
+
 # --- Chapter 6 -----------------------------------------------------------------------------------
 def _gauss_model():
     from diffedu.wkb import GaussianModel1D
@@ -883,6 +938,8 @@ EXERCISES = {
     "ex-jacobian-step": (1, ("log_jac",), jacobian_step),
     "ex-classical-gaussian": (1, ("mean_path_small", "spread_small"), classical_gaussian),
     "ex-hbar-coefficient": (1, ("hbar_star",), hbar_coefficient),
+    "ex-fluctuation-gaussian": (1, ("fluct_var_gauss",), fluctuation_gauss),
+    "ex-schrodinger-quartic": (1, ("quartic_vs", "gap_quartic"), schrodinger_quartic),
     "ex-wkb-consistent": (1, ("corr_B",), wkb_consistent),
     "ex-gauss-slope-sign": (1, ("slopes",), gauss_slope_sign),
     "ex-score-tmin": (1, ("sigma0", "H0"), score_tmin),

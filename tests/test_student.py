@@ -293,6 +293,7 @@ def test_equation_numbers_and_links():
         assert tags == [n for nbk, n in labels.values() if nbk == path.stem], f"{path.name}: {tags}"
         links = EQ_LINK.findall(text)
         refs = sum(len(re.findall(r"\{eq\}`", _src(c))) for c in nb["cells"] if c["cell_type"] == "markdown")
+        refs += sum(len(re.findall(r"\{eq\}`", caption)) for _, caption, _ in _figures(nb))   # captions are written out too
         in_solutions = sum(len(re.findall(r"\{eq\}`", ln)) for ln in _solution_region_lines(nb))
         assert len(links) == refs - in_solutions, path.name          # every reference outside the solutions
         for number, base, page, label in links:
