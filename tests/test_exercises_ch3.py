@@ -2,25 +2,20 @@
 solution passes both, named wrong answers fail with a hint (public) or a reason (hidden) for several grading salts,
 and answers of the wrong kind are refused clearly."""
 
-import importlib.util
 import math
 import sys
 import zlib
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import answers, load_hidden_checks
 
 import diffedu
 import diffedu.langevin
 from diffedu import checks
 from diffedu.checks import _kramers_parts, _mixture_potential, check_importance_t, check_ism_fit, check_kramers
 
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("hidden_checks_ch3", ROOT / "grading" / "hidden_checks.py")
-hidden = importlib.util.module_from_spec(_spec)
-sys.modules["hidden_checks_ch3"] = hidden
-_spec.loader.exec_module(hidden)
+hidden = load_hidden_checks("hidden_checks_ch3")
 _kramers_exact = hidden._kramers_exact
 Wrong = hidden.Wrong
 importance_t = hidden.importance_t
@@ -294,11 +289,7 @@ def _rng(salt):
 
 
 def _get(ns):
-    def get(name):
-        if name not in ns:
-            raise Wrong(f"`{name}` is not defined")
-        return ns[name]
-    return get
+    return answers(ns, Wrong)
 
 
 @pytest.mark.parametrize("salt", [0, 1, 31337, 2027])

@@ -2,23 +2,18 @@
 ex-cov-linear-flow): the solution passes both, named wrong answers fail with a hint (public) or a reason (hidden) for
 several grading salts, and answers of the wrong kind are refused clearly."""
 
-import importlib.util
 import math
 import sys
 import zlib
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_hidden_checks
 
 import diffedu as de
 import diffedu.checks as checks
 
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("hidden_checks_ch4", ROOT / "grading" / "hidden_checks.py")
-hidden = importlib.util.module_from_spec(_spec)
-sys.modules["hidden_checks_ch4"] = hidden
-_spec.loader.exec_module(hidden)
+hidden = load_hidden_checks("hidden_checks_ch4")
 Wrong = hidden.Wrong
 
 

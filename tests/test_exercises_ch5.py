@@ -2,22 +2,16 @@
 ex-schrodinger-quartic): the solution passes both, named wrong answers fail with a hint (public) or a reason (hidden)
 for several grading salts, and answers of the wrong kind are refused clearly."""
 
-import importlib.util
 import math
 import sys
-import zlib
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import answers, load_hidden_checks
 
 from diffedu.checks import _birth_death_gap, check_fluctuation_gauss, check_schrodinger_quartic
 
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("hidden_checks_ch5", ROOT / "grading" / "hidden_checks.py")
-hidden = importlib.util.module_from_spec(_spec)
-sys.modules["hidden_checks_ch5"] = hidden
-_spec.loader.exec_module(hidden)
+hidden = load_hidden_checks("hidden_checks_ch5")
 Wrong = hidden.Wrong
 fluctuation_gauss, schrodinger_quartic, _fp_gap_reference = (hidden.fluctuation_gauss, hidden.schrodinger_quartic,
                                                              hidden._fp_gap_reference)
@@ -142,11 +136,7 @@ WRONG_GAP = {
 
 
 def _get(ns):
-    def get(name):
-        if name not in ns:
-            raise Wrong(f"`{name}` is not defined")
-        return ns[name]
-    return get
+    return answers(ns, Wrong)
 
 
 def test_schr_reference_is_right():
