@@ -663,7 +663,7 @@ def check_kramers(hop_times, kramers_limit) -> bool:
     {eq}`eq-kramers`; ``kramers_limit`` is the limit :math:`\sqrt{\pi/2}` of their ratio as :math:`m\to\infty`."""
     fn = _function(hop_times, "hop_times", "hop_times(m) -> (tau, tau_kramers)")
     limit = _number(kramers_limit, "kramers_limit")
-    from diffedu.langevin import mean_first_passage_time   # in diffedu/checks.py: from .langevin import ...
+    from .langevin import mean_first_passage_time
 
     for m in (2.0, 3.0, 4.5):
         out = _answer_or_hint(fn, "hop_times", "hop_times(m) takes one float m and returns two floats.", m)

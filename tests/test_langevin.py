@@ -79,17 +79,23 @@ def test_annealed_langevin_variance_follows_the_exact_recursion():
 
 
 def test_first_passage_times_are_exact_for_a_constant_drift_with_the_bridge_test():
-    """dx = c dt + sqrt(2) dw from 0 to b: the passage time has mean b / c and variance 2 b / c^3 (inverse Gaussian).
+    """dx = c dt + sqrt(2) dw from 0 to b: the passage time tau is inverse Gaussian (mean b / c, variance 2 b / c^3).
     With a constant drift the Euler step is exact, the bridge test is exact, and the time is read at the end of
-    the step: the mean lies in [b/c, b/c + eps]. Without the bridge test the level is seen late, by about
+    the step: the recorded time is exactly ceil(tau / eps) eps, whose mean is known. Without the bridge test the level is seen late, by about
     0.5826 sqrt(2 eps) / c (the discrete-monitoring shift), which is about 18 standard errors here."""
-    c, b, eps, n = 1.0, 1.0, 0.05, 20000
+    c, b, eps, n = 1.0, 1.0, 0.05, 100000
     score = lambda x: torch.full_like(x, c)                       # noqa: E731
     x0 = torch.zeros(n, 1, dtype=F64)
     times, hit = lg.first_passage_times(score, x0, b, eps, 4000, _gen(6))
     assert bool(hit.all()) and times.dtype == F64 and times.shape == (n,)
     m, se = (float(v) for v in mean_se(times))
-    assert abs(m - (b / c + eps / 2)) < 5 * se + eps / 2, (m, se)
+    # exactly: E[ceil(tau / eps) eps] = eps (1 + sum_k P(tau > k eps)), tau inverse Gaussian (mu = b/c, lam = b^2/2);
+    # a bridge test with the wrong variance, exp(-2 (b - x)(b - x') / eps), is about 16 s.e. late
+    lam, mu = b * b / 2, b / c
+    ndtr = lambda z: 0.5 * math.erfc(-z / math.sqrt(2))            # noqa: E731
+    F = lambda t: ndtr(math.sqrt(lam / t) * (t / mu - 1)) + math.exp(2 * lam / mu) * ndtr(-math.sqrt(lam / t) * (t / mu + 1))  # noqa: E731
+    exact = eps * (1 + sum(1 - F(k * eps) for k in range(1, 4000)))
+    assert abs(m - exact) < 5 * se, (m, exact, se)
     var, vse = (float(v) for v in var_se(times))
     assert abs(var - 2 * b / c**3) < 5 * vse + 2 * eps, (var, vse)
     late, _ = lg.first_passage_times(score, x0, b, eps, 4000, _gen(6), bridge=False)
