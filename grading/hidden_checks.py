@@ -744,8 +744,8 @@ def fluctuation_gauss(get, rng):
         if not torch.allclose(got, want, rtol=1e-8, atol=1e-12):
             k = int((got - want).abs().argmax())
             raise Wrong(f"fluct_var_gauss(t, {v0:.4f}) = {float(got.reshape(-1)[k]):.8g} at t = {float(t.reshape(-1)[k]):.4f}; "
-                        "C_t solves dC/dt = 2 J C - beta with C_1 = 0 and J = beta (1/v_t - 1) / 2 (it vanishes at t = 1 "
-                        "and is the same for every start x_T)")
+                        "C_t solves dC/dt = 2 J C - beta with C_1 = 0 and J = beta (1/v_t - 1) / 2 (C vanishes at t = 1 and "
+                        "does not depend on x_T)")
     return "the closed-form fluctuation variance, for random v0 and times, any tensor shape"
 
 

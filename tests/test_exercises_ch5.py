@@ -128,7 +128,7 @@ WRONG_VS = {
 }
 WRONG_GAP = {
     "coarse grid (h = 0.02), no extrapolation": GAPS[0],
-    "fine grid (h = 0.01), no extrapolation": GAPS[1],           # 5e-5 off: public accepts, hidden rejects
+    "fine grid (h = 0.01), no extrapolation": GAPS[1],           # 5e-5 off: both reject it (the exercise asks for 1e-5)
     "lambda_1 of the fine grid, lambda_0 not subtracted": LAM1_FINE,
     "OU of the same variance": 1.0460496,
     "one-way (half) rate": GAP / 2,
@@ -157,7 +157,7 @@ def test_schr_public_rejects_wrong_potential(name):
         check_schrodinger_quartic(WRONG_VS[name], GAP)
 
 
-PUBLIC_LENIENT = ("fine grid (h = 0.01), no extrapolation", "lambda_1 of the fine grid, lambda_0 not subtracted")
+PUBLIC_LENIENT = ("lambda_1 of the fine grid, lambda_0 not subtracted",)   # 1e-5 off: only the hidden check sees it
 
 
 @pytest.mark.parametrize("name", [k for k in WRONG_GAP if k not in PUBLIC_LENIENT])
