@@ -115,28 +115,58 @@ class GaussianMixture:
         return alpha * m + shift, alpha**2 * v + sigma**2
 
     def _terms(self, x, t, sde):
+        r"""``x`` checked; the marginal's means ``m`` and variances ``v`` (``(1 or n, K, d)``); ``logw``, shape
+        ``(n, K)``, and ``shift``, shape ``(n,)``, with ``logw + shift[:, None]`` :math:`= \log w_k + \log N(x; m_k, v_k)`
+        (the softmax over ``k`` ignores ``shift``); and whether the isotropic matrix-product form served."""
         x = _checks.batch(x, "x", dim=self.dim)
-        m, v = self.marginal(t, sde, n=max(x.shape[0], 1))
-        xd = x.to(torch.float64)[:, None, :]
-        diff = xd - m[: x.shape[0]] if m.shape[0] > 1 else xd - m
-        v = v[: x.shape[0]] if v.shape[0] > 1 else v
-        logn = -0.5 * ((diff**2) / v + torch.log(2 * math.pi * v)).sum(-1)        # (n, K)
-        logw = logn + torch.log(self.weights)[None]
-        if x.shape[0] and not bool(torch.isfinite(logw.max(1).values).all()):
+        one_time = not (isinstance(t, torch.Tensor) and t.dim() > 0 and t.numel() > 1)
+        m, v = self.marginal(t, sde, n=1 if one_time else max(x.shape[0], 1))
+        xd = x.to(torch.float64)
+        fast = self._log_normal_isotropic(xd, m, v)
+        if fast is not None:
+            logw, shift = fast
+        else:
+            diff = xd[:, None, :] - m
+            logw = -0.5 * ((diff**2) / v + torch.log(2 * math.pi * v)).sum(-1) + torch.log(self.weights)[None]
+            shift = torch.zeros(x.shape[0], dtype=torch.float64)
+        if x.shape[0] and not bool(torch.isfinite(logw.max(1).values + shift).all()):
             raise ValueError(f"x has points so far from every component (max |x| = {float(x.abs().max()):.3g}) "
                              "that their squared distances overflow float64")
-        return x, diff, v, logw
+        return x, m, v, logw, shift, fast is not None
+
+    def _log_normal_isotropic(self, xd, m, v):
+        r"""``(logw, shift)`` of ``_terms`` by one matrix product, when one time serves all points and every
+        component is isotropic: :math:`|x - m_k|^2/v_k = |x|^2/v_k - 2x\cdot m_k/v_k + |m_k|^2/v_k` needs no
+        ``(n, K, d)`` tensor, and when all :math:`v_k` are equal the :math:`|x|^2` term is common to all
+        :math:`k` (``shift``). ``None`` (use the direct form) otherwise, or where cancellation in the expansion
+        could cost more than about :math:`10^{-9}` in :math:`\log N`."""
+        if m.shape[0] != 1 or xd.shape[0] == 0 or not bool((v[0] == v[0, :, :1]).all()):
+            return None
+        vk, mk = v[0, :, 0], m[0]                                              # (K,), (K, d)
+        x2, m2 = (xd**2).sum(1), (mk**2).sum(1)
+        if not float(torch.maximum(x2.max(), m2.max())) <= 1e6 * float(vk.min()):
+            return None
+        inv = 1.0 / vk
+        const = torch.log(self.weights) - 0.5 * m2 * inv - 0.5 * self.dim * torch.log(2 * math.pi * vk)
+        logw = torch.addmm(const[None], xd, (mk * inv[:, None]).T)            # all but -|x|^2 / 2v_k
+        if bool((vk == vk[0]).all()):
+            return logw, -0.5 * x2 * inv[0]
+        return logw.addr_(x2, inv, alpha=-0.5), torch.zeros_like(x2)
 
     def log_prob(self, x, t=0.0, sde: SDE | None = None) -> torch.Tensor:
         r""":math:`\log p_t(x)`, shape ``(n,)``, float64 (book: {eq}`eq-mixture-marginal`)."""
-        _, _, _, logw = self._terms(x, t, sde)
-        return torch.logsumexp(logw, dim=1)
+        _, _, _, logw, shift, _ = self._terms(x, t, sde)
+        return torch.logsumexp(logw, dim=1) + shift
 
     def score(self, x, t=0.0, sde: SDE | None = None) -> torch.Tensor:
         r""":math:`\nabla\log p_t(x) = -\sum_k r_k(x)\,(x - m_k(t))/v_k(t)`, shape ``(n, d)``, in ``x``'s dtype."""
-        x, diff, v, logw = self._terms(x, t, sde)
-        r = torch.softmax(logw, dim=1)[:, :, None]
-        return (-(r * diff / v).sum(1)).to(x.dtype)
+        x, m, v, logw, _, isotropic = self._terms(x, t, sde)
+        r = torch.softmax(logw, dim=1)                                         # responsibilities r_k(x)
+        xd = x.to(torch.float64)
+        if isotropic:
+            r = r / v[0, :, 0]                                                 # r_k / v_k
+            return (r @ m[0] - r.sum(1, keepdim=True) * xd).to(x.dtype)
+        return (-(r[:, :, None] * (xd[:, None, :] - m) / v).sum(1)).to(x.dtype)
 
     def score_fn(self, sde: SDE):
         """The exact score as a callable ``score(x, t)`` for ``sde.reverse(score, hbar)``."""
