@@ -42,9 +42,12 @@ $(STAMP): requirements.txt pyproject.toml
 # are written to book/_extra/explorer-frames (copied to the site root) and loaded on first use.
 # The student edition is built first: book/homework.md links its zip with {download}.
 FRAMES := book/_extra/explorer-frames
+# The notebooks are executed first, NB_JOBS at a time, into the jupyter cache that the build reads (each runs once).
+NB_JOBS ?= 2
 book: $(STAMP)
 	$(BIN)/python scripts/make_student.py
 	rm -rf $(FRAMES)
+	DIFFEDU_STATIC=1 DIFFEDU_FRAMES_DIR=$(CURDIR)/$(FRAMES) $(BIN)/python scripts/execute_notebooks.py --jobs $(NB_JOBS)
 	DIFFEDU_STATIC=1 DIFFEDU_FRAMES_DIR=$(CURDIR)/$(FRAMES) $(JB) build -W -n --keep-going .
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
@@ -65,8 +68,10 @@ pdf: $(STAMP)
 	mkdir -p _build/pdf && cp $(LATEX)/book.pdf _build/pdf/book.pdf && cp $(LATEX)/book.pdf _build/html/book.pdf
 	@echo "The PDF is built: _build/pdf/book.pdf (also in the site as book.pdf)"
 
+# TEST_JOBS pytest workers (pytest-xdist), one thread each: most tests are small and Python-bound.
+TEST_JOBS ?= 2
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not site and not lab and not slow" -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -m "not site and not lab and not slow" -q -n $(TEST_JOBS)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q

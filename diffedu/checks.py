@@ -267,18 +267,18 @@ def check_strat_to_ito(ito_drift, mean_T, *, sigma: float = 1.0, dt: float = 0.0
     if not close(-half * x):
         if close(torch.zeros_like(x)):
             _fail("ito_drift(x) is 0, the Stratonovich drift",
-                  "the Ito form needs the drift (1/2) sum_jk g_kj d_k g_ij of Eq. (eq-strat-to-ito-nd), with "
+                  "the Ito form needs the drift (1/2) sum_jk g_kj d_k g_ij of the Stratonovich-to-Ito conversion in several dimensions (Chapter 1), with "
                   "g_i1(x) = sigma (J x)_i.")
         if close(half * x):
             _fail("ito_drift(x) has the wrong sign",
                   "the correction is (1/2) sigma^2 J (J x), and J^2 = -I: two quarter turns reverse a vector.")
         if close(-2 * half * x):
-            _fail("ito_drift(x) is twice the Ito drift", "Eq. (eq-strat-to-ito-nd) has the factor 1/2 in front of the sum.")
+            _fail("ito_drift(x) is twice the Ito drift", "the Stratonovich-to-Ito conversion in several dimensions (Chapter 1) has the factor 1/2 in front of the sum.")
         if close(half * x @ J.T) or close(-half * x @ J.T):
             _fail("ito_drift(x) is a multiple of J x, a rotation, not the Ito drift",
                   "d_k g_i1 = sigma J_ik, so the sum is sigma^2 sum_k J_ik (J x)_k = sigma^2 (J^2 x)_i.")
         _fail("ito_drift(x) is not the Ito drift of dx = sigma J x o dw",
-              "apply Eq. (eq-strat-to-ito-nd) with g_i1(x) = sigma (J x)_i, one row per point of x.")
+              "apply the Stratonovich-to-Ito conversion in several dimensions (Chapter 1) with g_i1(x) = sigma (J x)_i, one row per point of x.")
     steps = round(T / dt)
     em_mean, var = _rotation_em_law(sigma, dt, steps)
     se = (var / paths).sqrt()
@@ -420,7 +420,7 @@ def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
     fn = _function(fk_quadratic, "fk_quadratic", "fk_quadratic(x, T, theta, sigma, c) -> tensor like x")
     rate = _number(rate_fk, "rate_fk")
     x = torch.arange(-4, 5, dtype=torch.float64) * 0.75                      # on both grids of the reference
-    ode_hint = ("insert u = exp(-a x^2 - b) into Eq. (eq-feynman-kac-pde) with f = -theta x, g = sigma, V = c x^2 "
+    ode_hint = ("insert u = exp(-a x^2 - b) into the Feynman-Kac equation (Chapter 2) with f = -theta x, g = sigma, V = c x^2 "
                 "and collect the x^2 terms (da/dtau) and the constant terms (db/dtau), with a = b = 0 at tau = 0; "
                 "solve in closed form, or numerically to a relative 1e-8.")
     top_rate = None
@@ -437,7 +437,7 @@ def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
             close = lambda X: bool(((out - X).abs() <= 1e-6 * X.abs()).all())
             if float(out.max()) > 1 + 1e-9:
                 _fail(f"{where} exceeds 1, but a path that may be killed survives with probability at most 1",
-                      "the killing rate enters Eq. (eq-feynman-kac-pde) as - V u, which lowers u: " + ode_hint)
+                      "the killing rate enters the Feynman-Kac equation (Chapter 2) as - V u, which lowers u: " + ode_hint)
             if close(torch.exp(-c * x**2 * T)):
                 _fail(f"{where} is exp(-c x^2 T): that freezes the path at its starting point",
                       "the path moves, by the drift and the noise, while it is being discounted: " + ode_hint)
@@ -450,7 +450,7 @@ def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
                           "contributes -sigma^2 a to them; b = 0 at tau = 0.")
             D = 0.5 * sigma**2
             for args, what in (((-theta, D, c), "the drift term has the wrong sign"),
-                               ((theta, 2 * D, c), "the noise term has sigma^2 where Eq. (eq-feynman-kac-pde) has "
+                               ((theta, 2 * D, c), "the noise term has sigma^2 where the Feynman-Kac equation (Chapter 2) has "
                                                    "(1/2) sigma^2"),
                                ((theta / 2, D, c), "the drift term is half as large as it should be")):
                 if close(_riccati_exponent(x, T, *args)):
@@ -660,7 +660,7 @@ def _mixture_potential(m: float, scale: float = 1.0):
 def check_kramers(hop_times, kramers_limit) -> bool:
     r"""Exercise ``ex-kramers``: ``hop_times(m)`` returns the exact mean first-passage time {eq}`eq-mfpt` from
     :math:`-x_*` to :math:`x_*` for the mixture :math:`\tfrac12 N(-m, 1) + \tfrac12 N(m, 1)` and Kramers' formula
-    {eq}`eq-kramers`; ``kramers_limit`` is the limit :math:`\sqrt{\pi/2}` of their ratio as :math:`m\to\infty`."""
+    {eq}`eq-kramers`; ``kramers_limit`` is the limit of their ratio as :math:`m\to\infty`, in closed form."""
     fn = _function(hop_times, "hop_times", "hop_times(m) -> (tau, tau_kramers)")
     limit = _number(kramers_limit, "kramers_limit")
     from .langevin import mean_first_passage_time
@@ -678,7 +678,7 @@ def check_kramers(hop_times, kramers_limit) -> bool:
             where = f"tau = hop_times({m})[0]"
             if near(tau, kramers, 1e-5):
                 _fail(f"{where} is Kramers' approximation, not the exact mean first-passage time",
-                      "evaluate the double integral of Eq. (eq-mfpt) by quadrature.")
+                      "evaluate the double integral of the mean first-passage time formula (Chapter 3) by quadrature.")
             if near(tau, 2 * mean_first_passage_time(_mixture_potential(m, 2.0), -xs, xs), 1e-3):
                 _fail(f"{where} is the passage time for the noise dw, not sqrt(2) dw",
                       "the Langevin sampler dx = -U' dt + sqrt(2) dw has the generator -U' d/dx + d^2/dx^2.")
@@ -687,7 +687,7 @@ def check_kramers(hop_times, kramers_limit) -> bool:
                       "for m = 2, x_* = 1.99865, not 2.")
             if near(tau, mean_first_passage_time(U, -xs, xs, lower=-xs), 1e-4):
                 _fail(f"{where} starts the inner integral at a = -x_*: that puts a reflecting wall behind the start",
-                      "the inner integral of Eq. (eq-mfpt) runs from -infinity: the chain may wander left of the mode.")
+                      "the inner integral of the mean first-passage time formula (Chapter 3) runs from -infinity: the chain may wander left of the mode.")
             _fail(f"{where} is not the exact mean first-passage time from -x_* to x_* (relative tolerance 1e-5)",
                   "tau = int_a^b e^U(y) int_{-inf}^y e^-U(z) dz dy with U = x^2/2 - log cosh(m x); make the grid fine "
                   "enough, in float64.")
@@ -700,9 +700,9 @@ def check_kramers(hop_times, kramers_limit) -> bool:
             if near(tau_k, 2 * math.pi / math.sqrt(u2_min * abs(u2_top)) * math.exp(m * m / 2 - math.log(2)), 1e-6):
                 _fail(f"{where} uses dU = m^2/2 - log 2", "use the exact barrier dU = log cosh(m x_*) - x_*^2 / 2.")
             if near(tau_k, 2 * math.pi / math.sqrt(u2_min * abs(u2_top)) * math.exp(2 * dU), 1e-6):
-                _fail(f"{where} has e^(2 dU): the temperature of sqrt(2) dw is 1", "Eq. (eq-kramers) has e^dU.")
+                _fail(f"{where} has e^(2 dU): the temperature of sqrt(2) dw is 1", "Kramers' formula (Chapter 3) has e^dU.")
             if near(tau_k, tau, 1e-5):
-                _fail(f"{where} equals tau", "the second entry is Kramers' formula Eq. (eq-kramers), not the exact time.")
+                _fail(f"{where} equals tau", "the second entry is Kramers' formula (Chapter 3), not the exact time.")
             _fail(f"{where} is not Kramers' formula (relative tolerance 1e-7)",
                   "tau_K = 2 pi / sqrt(U''(x_*) |U''(0)|) e^dU with U''(x_*) = 1 - m^2 + x_*^2, U''(0) = 1 - m^2.")
     if abs(limit - math.sqrt(math.pi / 2)) > 1e-6:
@@ -963,7 +963,7 @@ def check_cov_linear_flow(logq_linear) -> bool:
         if t == 0.0:
             _fail(f"{where} is not the standard normal log-density", "at t = 0 nothing has moved: q_0 = N(0, I).")
         if close(_linear_flow_logq(x, t, B, sign=+1.0)):
-            _fail(f"{where}: the volume term has the wrong sign", "Eq. (eq-cov-instantaneous): d log q/dt = -div v, so "
+            _fail(f"{where}: the volume term has the wrong sign", "The instantaneous change of variables (Chapter 4): d log q/dt = -div v, so "
                   "the density at a particle falls where the flow spreads out: subtract c(t) tr B.")
         if close(_linear_flow_logq(x, t, B, volume=False)):
             _fail(f"{where}: the volume term is missing", "log q_t(x_t) = log q_0(x_0) - int_0^t div v ds with "
@@ -1100,7 +1100,7 @@ def check_schrodinger_quartic(quartic_vs, gap_quartic) -> bool:
     fn = _function(quartic_vs, "quartic_vs", "quartic_vs(x, D) -> tensor like x")
     gap = _number(gap_quartic, "gap_quartic")
     x = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64).reshape(3, 3)
-    formula_hint = ("U = x^4/4 has U' = x^3 and U'' = 3 x^2; Eq. (eq-schr-hamiltonian) is V_S = U'^2 / (4 D) - U'' / 2, "
+    formula_hint = ("U = x^4/4 has U' = x^3 and U'' = 3 x^2; the Schrodinger potential (Chapter 5) is V_S = U'^2 / (4 D) - U'' / 2, "
                     "so V_S = x^6 / (4 D) - 3 x^2 / 2.")
     for D in (0.5, 0.2, 1.7):
         out = _tensor(fn(x.clone(), D), f"quartic_vs(x, {D:g})", (3, 3))
@@ -1112,7 +1112,7 @@ def check_schrodinger_quartic(quartic_vs, gap_quartic) -> bool:
             _fail(f"quartic_vs(x, {D:g}) has the wrong sign of the U''/2 term",
                   "that is the partner potential U'^2/4D + U''/2, which has no zero level. " + formula_hint)
         if close(x**6 / D - 1.5 * x**2):
-            _fail(f"quartic_vs(x, {D:g}) has U'^2 / D where Eq. (eq-schr-hamiltonian) has U'^2 / (4 D)",
+            _fail(f"quartic_vs(x, {D:g}) has U'^2 / D where the Schrodinger potential (Chapter 5) has U'^2 / (4 D)",
                   "the first-derivative terms of (e^{-U/2D} psi)'' carry a factor 1/(2D) each. " + formula_hint)
         if close(x**6 / (4 * D)):
             _fail(f"quartic_vs(x, {D:g}) misses the - U''/2 term", formula_hint)
@@ -1123,7 +1123,7 @@ def check_schrodinger_quartic(quartic_vs, gap_quartic) -> bool:
         if abs(gap - ref) < 2e-3 * ref:
             _fail(f"gap_quartic = {gap:.7g} is close, but not accurate to 1e-5",
                   "remove the h^2 error: compute the gap lambda_1 - lambda_0 on two grids (h and h/2) and take "
-                  "(4 gap_{h/2} - gap_h) / 3, Eq. (eq-schr-fd-error).")
+                  "(4 gap_{h/2} - gap_h) / 3 (the grid-error law of Chapter 5).")
         _fail(f"gap_quartic = {gap:.6g} is not the spectral gap of H = -D d^2/dx^2 + V_S for D = 1/2",
               "build the symmetric tridiagonal matrix of H with quartic_vs(x, 0.5) on [-4, 4] (2D/h^2 + V_S on the "
               "diagonal, -D/h^2 beside it), take lambda_1 - lambda_0 from torch.linalg.eigvalsh, on two grids.")

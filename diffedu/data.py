@@ -144,7 +144,7 @@ class GaussianMixture:
             return None
         vk, mk = v[0, :, 0], m[0]                                              # (K,), (K, d)
         x2, m2 = (xd**2).sum(1), (mk**2).sum(1)
-        if not float(torch.maximum(x2.max(), m2.max())) <= 1e6 * float(vk.min()):
+        if not float(torch.maximum(x2.max(), m2.max()).detach()) <= 1e6 * float(vk.min().detach()):
             return None
         inv = 1.0 / vk
         const = torch.log(self.weights) - 0.5 * m2 * inv - 0.5 * self.dim * torch.log(2 * math.pi * vk)

@@ -111,6 +111,34 @@ def test_binder_installs_only_what_the_notebooks_need():
     assert not extra, f"binder/requirements.txt installs {sorted(extra)}, which no notebook imports"
 
 
+def test_every_module_diffedu_imports_is_a_declared_dependency():
+    """Imports inside functions too (scipy in stats.squared_w2 was missed by Binder and pip installs once)."""
+    dists = importlib.metadata.packages_distributions()
+    declared, used = set(_package_dependencies()), {}
+    for name in list(declared):               # and what they install (IPython comes with ipywidgets)
+        for req in importlib.metadata.requires(name) or []:
+            r = Requirement(req)
+            if r.marker is None or r.marker.evaluate({"extra": ""}):
+                declared.add(canonicalize_name(r.name))
+    for path in sorted((ROOT / "diffedu").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "diffedu":
+                    used.setdefault(top, path.name)
+    assert "torch" in used and "scipy" in used, sorted(used)
+    for module, where in sorted(used.items()):
+        assert module in dists, f"diffedu/{where} imports {module}, which is not installed"
+        assert {canonicalize_name(d) for d in dists[module]} & declared, (
+            f"diffedu/{where} imports {module}: add it to the dependencies of pyproject.toml (and binder/)")
+
+
 def test_binder_python_satisfies_the_pins():
     runtime = (BINDER / "runtime.txt").read_text().strip()
     m = re.fullmatch(r"python-(\d+\.\d+)", runtime)
