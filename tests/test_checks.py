@@ -415,3 +415,51 @@ def test_multiplicative_tails_check_refuses_bad_input():
         checks.check_multiplicative_tails(lambda x, *a: _tails(x, *a).reshape(-1), _P_FAR)         # (3, 3) in, (9,) out
     with pytest.raises(TypeError):
         checks.check_multiplicative_tails(lambda x, *a: _tails(x, *a).numpy(), _P_FAR)
+
+
+# --- Chapter 2: the short exercises' checks reject the natural slips ------------------------------------------
+def _ou_final(theta=2.0, sigma=1.0, mu=0.5, T=4.0):
+    """ex-fp-ou: the chapter's bimodal data evolved on the chapter's grid by the OU process up to T."""
+    from diffedu.fokker_planck import Grid, solve
+    mix = de.GaussianMixture([0.3, 0.7], [[-1.5], [1.0]], [0.3, 0.2])
+    grid = Grid(-6.0, 6.0, 1000)
+    ou = de.OrnsteinUhlenbeck(theta=theta, sigma=sigma, mu=mu, T=T)
+    return solve(ou, grid.density(mix.log_prob), grid, [0.0, T]).p[-1], grid
+
+
+@pytest.mark.parametrize("kw", [dict(mu=0.0),                    # mean of the stationary law missed
+                                dict(sigma=math.sqrt(2.0)),       # variance sigma^2 / theta
+                                dict(T=2.0)])                      # stopped before the data are forgotten
+def test_fp_ou_check_needs_the_stationary_law(kw):
+    assert checks.check_fp_ou_stationary(*_ou_final()) is True
+    with pytest.raises(AssertionError, match="Hint"):
+        checks.check_fp_ou_stationary(*_ou_final(**kw))
+
+
+def _fv(p, v, D, h, scheme="upwind"):
+    """ex-fv-mass: the upwind scheme and three slips, all with zero wall currents (so all conserve mass)."""
+    if scheme == "central":
+        drift = v * (p[:-1] + p[1:]) / 2
+    elif scheme == "downwind":
+        drift = torch.relu(-v) * p[:-1] - torch.relu(v) * p[1:]
+    else:
+        drift = torch.relu(v) * p[:-1] - torch.relu(-v) * p[1:]
+    scale = 2.0 if scheme == "g^2" else 1.0
+    J = torch.cat([p.new_zeros(1), drift - scale * D * (p[1:] - p[:-1]) / h, p.new_zeros(1)])
+    return -(J[1:] - J[:-1]) / h
+
+
+@pytest.mark.parametrize("scheme", ["central", "downwind", "g^2"])
+def test_fv_rhs_check_needs_the_upwind_scheme(scheme):
+    assert checks.check_fv_rhs(_fv) is True
+    with pytest.raises(AssertionError, match="not \\(nearly\\) stationary"):
+        checks.check_fv_rhs(lambda *a: _fv(*a, scheme=scheme))
+
+
+def test_ve_and_subvp_checks_need_the_exact_times():
+    assert checks.check_ve_snr_time(math.log(math.sqrt(1 + 1e-4) / 0.01) / math.log(5000.0)) is True
+    with pytest.raises(AssertionError, match="Hint"):                        # sigma_min^2 forgotten: 1e-5 off
+        checks.check_ve_snr_time(math.log(1 / 0.01) / math.log(5000.0))
+    assert checks.check_subvp_gap_time((-0.1 + math.sqrt(0.01 + 4 * 9.95 * math.log(2))) / (2 * 9.95)) is True
+    with pytest.raises(AssertionError, match="Hint"):                        # the "simple" schedule 20 t
+        checks.check_subvp_gap_time(math.sqrt(math.log(2) / 10))
