@@ -54,22 +54,25 @@ def _binder():
     return _requirement_lines(BINDER / "requirements.txt")
 
 
+def _top_level_imports(source: str) -> list[str]:
+    """The top-level modules that ``source`` imports, anywhere (inside functions too), absolute imports only."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module.split(".")[0])
+    return names
+
+
 def _notebook_imports():
     """{top-level module imported by a chapter's code cell: first notebook that imports it}."""
     found = {}
     for path in CHAPTERS:
         for cell in json.loads(path.read_text())["cells"]:
-            if cell["cell_type"] != "code":
-                continue
-            for node in ast.walk(ast.parse("".join(cell["source"]))):
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    found.setdefault(name.split(".")[0], path.name)
+            if cell["cell_type"] == "code":
+                for name in _top_level_imports("".join(cell["source"])):
+                    found.setdefault(name, path.name)
     return found
 
 
@@ -121,17 +124,9 @@ def test_every_module_diffedu_imports_is_a_declared_dependency():
             if r.marker is None or r.marker.evaluate({"extra": ""}):
                 declared.add(canonicalize_name(r.name))
     for path in sorted((ROOT / "diffedu").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module]
-            else:
-                continue
-            for name in names:
-                top = name.split(".")[0]
-                if top not in sys.stdlib_module_names and top != "diffedu":
-                    used.setdefault(top, path.name)
+        for top in _top_level_imports(path.read_text()):
+            if top not in sys.stdlib_module_names and top != "diffedu":
+                used.setdefault(top, path.name)
     assert "torch" in used and "scipy" in used, sorted(used)
     for module, where in sorted(used.items()):
         assert module in dists, f"diffedu/{where} imports {module}, which is not installed"
