@@ -261,9 +261,11 @@ class SinkhornBridge:
         shape = x.shape
         x = x.reshape(-1)
         t = _checks.real(t, "t", low=0.0, high=1.0, high_open=True)
-        d2 = (x[:, None] - self.x[None, :]) ** 2
-        w = torch.softmax(self.log_b[None, :] - d2 / (2 * self.eps * (1 - t)), 1)
-        return _finite((w @ self.x - x) / (1 - t)).reshape(shape)
+        c = self.eps * (1 - t)
+        # weights b_j N(x_j; x, c) over the cells j: the x^2 of (x - x_j)^2 is common to all j and drops out
+        logw = torch.outer(x, self.x / c).add_(self.log_b - self.x ** 2 / (2 * c))
+        w = logw.sub_(logw.max(1, keepdim=True).values).exp_()
+        return _finite(((w @ self.x) / w.sum(1) - x) / (1 - t)).reshape(shape)
 
 
 def _masses(p, grid: Grid, name: str) -> torch.Tensor:

@@ -74,7 +74,8 @@ def check_ito_w3(lhs, rhs, *, steps: int = 4096, T: float = 1.0) -> bool:
     frac = float((lhs.abs() < 0.3 * T**1.5).double().mean())
     p = _ito_w3_fraction(0.3)
     if abs(frac - p) > 5 * math.sqrt(p * (1 - p) / lhs.numel()):
-        _fail(f"{frac:.3f} of the values of lhs lie within 0.3 T^(3/2) of 0, which is not the law of an Ito integral of w^2",
+        _fail(f"{frac:.3f} of the values of lhs lie within 0.3 T^(3/2) of 0, "
+              "which is not the law of an Ito integral of w^2",
               "lhs should be sum_k w_k^2 (w_{k+1} - w_k) over Brownian paths on [0, T], with the LEFT point w_k.")
     return _ok("the two sides agree path by path, and lhs has the law of the Ito integral")
 
@@ -122,7 +123,8 @@ def check_heun_stratonovich(heun_plain, *, mu: float = 1.5, sigma: float = 1.0) 
     ito = torch.exp(mu - 0.5 * sigma**2 + sigma * w)
     err_s, err_i = float((X - strat).abs().mean()), float((X - ito).abs().mean())
     if err_s > 0.05:
-        hint = ("your result matches the Ito solution: did you subtract g g'/2 from the drift? The plain scheme must not."
+        hint = ("your result matches the Ito solution: did you subtract g g'/2 from the drift? "
+                "The plain scheme must not."
                 if err_i < 0.05 else "average f and g at x_k and at the predictor x~, as in the trapezoid rule.")
         _fail("the plain Heun scheme should converge to X_0 exp(mu T + sigma w_T)", hint)
     return _ok("plain stochastic Heun converges to the Stratonovich solution")
@@ -267,18 +269,21 @@ def check_strat_to_ito(ito_drift, mean_T, *, sigma: float = 1.0, dt: float = 0.0
     if not close(-half * x):
         if close(torch.zeros_like(x)):
             _fail("ito_drift(x) is 0, the Stratonovich drift",
-                  "the Ito form needs the drift (1/2) sum_jk g_kj d_k g_ij of the Stratonovich-to-Ito conversion in several dimensions (Chapter 1), with "
-                  "g_i1(x) = sigma (J x)_i.")
+                  "the Ito form needs the drift (1/2) sum_jk g_kj d_k g_ij of the Stratonovich-to-Ito conversion "
+                  "in several dimensions (Chapter 1), with g_i1(x) = sigma (J x)_i.")
         if close(half * x):
             _fail("ito_drift(x) has the wrong sign",
                   "the correction is (1/2) sigma^2 J (J x), and J^2 = -I: two quarter turns reverse a vector.")
         if close(-2 * half * x):
-            _fail("ito_drift(x) is twice the Ito drift", "the Stratonovich-to-Ito conversion in several dimensions (Chapter 1) has the factor 1/2 in front of the sum.")
+            _fail("ito_drift(x) is twice the Ito drift",
+                  "the Stratonovich-to-Ito conversion in several dimensions (Chapter 1) "
+                  "has the factor 1/2 in front of the sum.")
         if close(half * x @ J.T) or close(-half * x @ J.T):
             _fail("ito_drift(x) is a multiple of J x, a rotation, not the Ito drift",
                   "d_k g_i1 = sigma J_ik, so the sum is sigma^2 sum_k J_ik (J x)_k = sigma^2 (J^2 x)_i.")
         _fail("ito_drift(x) is not the Ito drift of dx = sigma J x o dw",
-              "apply the Stratonovich-to-Ito conversion in several dimensions (Chapter 1) with g_i1(x) = sigma (J x)_i, one row per point of x.")
+              "apply the Stratonovich-to-Ito conversion in several dimensions (Chapter 1) "
+              "with g_i1(x) = sigma (J x)_i, one row per point of x.")
     steps = round(T / dt)
     em_mean, var = _rotation_em_law(sigma, dt, steps)
     se = (var / paths).sqrt()
@@ -296,8 +301,8 @@ def check_strat_to_ito(ito_drift, mean_T, *, sigma: float = 1.0, dt: float = 0.0
         _fail("mean_T is not the mean of Euler–Maruyama paths of the Ito form",
               f"average x_T over {paths} paths of x <- x + ito_drift(x) dt + sigma (x J^T) dw with dt = {dt}, one "
               f"increment dw per path and step, from x_0 = (1, 0) to T = {T}.")
-    return _ok("ito_drift is -(1/2) sigma^2 x, and mean_T agrees with Euler–Maruyama's exact (1 - sigma^2 dt/2)^N x_0 "
-               "(no bias allowance)")
+    return _ok("ito_drift is -(1/2) sigma^2 x, and mean_T agrees with Euler–Maruyama's exact "
+               "(1 - sigma^2 dt/2)^N x_0 (no bias allowance)")
 
 
 # --- Chapter 2 ------------------------------------------------------------------------------------
@@ -314,7 +319,8 @@ def check_fp_ou_stationary(p_final, grid, *, theta: float = 2.0, sigma: float = 
     err = float((p - target).abs().sum() * grid.h[0])
     if err > 2e-3:
         _fail(f"p_final is {err:.3g} away (in L1) from the stationary law",
-              "solve with de.OrnsteinUhlenbeck(theta=2, sigma=1, mu=0.5, T=4) up to t = 4; J = 0 gives N(mu, sigma^2/(2 theta)).")
+              "solve with de.OrnsteinUhlenbeck(theta=2, sigma=1, mu=0.5, T=4) up to t = 4; "
+              "J = 0 gives N(mu, sigma^2/(2 theta)).")
     return _ok("the density has relaxed to the stationary Gaussian")
 
 
@@ -326,7 +332,8 @@ def check_fv_rhs(fv_rhs) -> bool:
     out = _tensor(fn(p, v, 0.4, 0.1), "fv_rhs(...)", (40,))
     if abs(float(out.sum())) > 1e-10:
         _fail("the total mass changes: sum of dp/dt is not zero",
-              "compute one current per interior face and set the two wall currents to zero; dp_i/dt = -(J_{i+1/2} - J_{i-1/2})/h.")
+              "compute one current per interior face and set the two wall currents to zero; "
+              "dp_i/dt = -(J_{i+1/2} - J_{i-1/2})/h.")
     res = []
     for n in (200, 400):
         x = -5.0 + (torch.arange(n, dtype=torch.float64) + 0.5) * (10.0 / n)
@@ -420,7 +427,8 @@ def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
     fn = _function(fk_quadratic, "fk_quadratic", "fk_quadratic(x, T, theta, sigma, c) -> tensor like x")
     rate = _number(rate_fk, "rate_fk")
     x = torch.arange(-4, 5, dtype=torch.float64) * 0.75                      # on both grids of the reference
-    ode_hint = ("insert u = exp(-a x^2 - b) into the Feynman-Kac equation (Chapter 2) with f = -theta x, g = sigma, V = c x^2 "
+    ode_hint = ("insert u = exp(-a x^2 - b) into the Feynman-Kac equation (Chapter 2) "
+                "with f = -theta x, g = sigma, V = c x^2 "
                 "and collect the x^2 terms (da/dtau) and the constant terms (db/dtau), with a = b = 0 at tau = 0; "
                 "solve in closed form, or numerically to a relative 1e-8.")
     top_rate = None
@@ -437,7 +445,8 @@ def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
             close = lambda X: bool(((out - X).abs() <= 1e-6 * X.abs()).all())
             if float(out.max()) > 1 + 1e-9:
                 _fail(f"{where} exceeds 1, but a path that may be killed survives with probability at most 1",
-                      "the killing rate enters the Feynman-Kac equation (Chapter 2) as - V u, which lowers u: " + ode_hint)
+                      "the killing rate enters the Feynman-Kac equation (Chapter 2) as - V u, which lowers u: "
+                      + ode_hint)
             if close(torch.exp(-c * x**2 * T)):
                 _fail(f"{where} is exp(-c x^2 T): that freezes the path at its starting point",
                       "the path moves, by the drift and the noise, while it is being discounted: " + ode_hint)
@@ -450,13 +459,13 @@ def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
                           "contributes -sigma^2 a to them; b = 0 at tau = 0.")
             D = 0.5 * sigma**2
             for args, what in (((-theta, D, c), "the drift term has the wrong sign"),
-                               ((theta, 2 * D, c), "the noise term has sigma^2 where the Feynman-Kac equation (Chapter 2) has "
-                                                   "(1/2) sigma^2"),
+                               ((theta, 2 * D, c), "the noise term has sigma^2 where the Feynman-Kac equation "
+                                                   "(Chapter 2) has (1/2) sigma^2"),
                                ((theta / 2, D, c), "the drift term is half as large as it should be")):
                 if close(_riccati_exponent(x, T, *args)):
                     _fail(f"{where} solves an equation in which {what}",
-                          "f du/dx with f = -theta x and u = exp(-a x^2 - b) is 2 theta a x^2 u; (1/2) sigma^2 d^2u/dx^2 "
-                          "is sigma^2 (2 a^2 x^2 - a) u.")
+                          "f du/dx with f = -theta x and u = exp(-a x^2 - b) is 2 theta a x^2 u; "
+                          "(1/2) sigma^2 d^2u/dx^2 is sigma^2 (2 a^2 x^2 - a) u.")
             rel = float(((out - ref).abs() / ref).max())
             _fail(f"{where} differs from the solution of the backward equation by up to {rel:.2g} (relative)",
                   ode_hint)
@@ -464,24 +473,25 @@ def check_fk_quadratic(fk_quadratic, rate_fk) -> bool:
         sigma, c, theta = 2.0, 0.5, 1.0
         if abs(rate - c * sigma**2 / (2 * theta)) <= 1e-6:
             _fail("rate_fk is c s^2, the killing rate averaged over the stationary law",
-                  "the killing removes the paths far out first, so the survivors crowd where V is small; the rate is the "
-                  "limit of -log(u) / T, which the x-independent part b(T) decides.")
+                  "the killing removes the paths far out first, so the survivors crowd where V is small; "
+                  "the rate is the limit of -log(u) / T, which the x-independent part b(T) decides.")
         if abs(rate * sigma**2 - top_rate) <= 1e-6 * top_rate:
             _fail("rate_fk is the limit of a(T), the coefficient of x^2",
-                  "for large T, b(T) grows linearly and a(T) settles: the rate is lim b(T)/T, i.e. sigma^2 a(infinity).")
+                  "for large T, b(T) grows linearly and a(T) settles: "
+                  "the rate is lim b(T)/T, i.e. sigma^2 a(infinity).")
         if abs(rate - 2 * top_rate) <= 1e-6 * top_rate:
             _fail("rate_fk is twice the decay rate",
                   "u ~ exp(-b(T)) with db/dtau = sigma^2 a: the rate is sigma^2 a(infinity).")
         _fail("rate_fk is not the decay rate of u for theta = 1, sigma = 2, c = 1/2",
-              "-log(u) / T tends to lim db/dtau = sigma^2 a(infinity), with a(infinity) the positive fixed point of the "
-              "equation for a.")
+              "-log(u) / T tends to lim db/dtau = sigma^2 a(infinity), "
+              "with a(infinity) the positive fixed point of the equation for a.")
     return _ok("fk_quadratic solves the backward equation with the killing rate c x^2 (three parameter sets, two "
                "horizons), and rate_fk is its long-time decay rate")
 
 
 def _power_law_law(x: torch.Tensor, nu: float, s0: float, s1: float) -> torch.Tensor:
-    r"""The normalised density :math:`\propto(s_0^2 + s_1^2x^2)^{-\nu}`, :math:`\nu > \tfrac12`: with :math:`y = s_1x/s_0`,
-    :math:`\int(1 + y^2)^{-\nu}dy = \sqrt\pi\,\Gamma(\nu - \tfrac12)/\Gamma(\nu)`."""
+    r"""The normalised density :math:`\propto(s_0^2 + s_1^2x^2)^{-\nu}`, :math:`\nu > \tfrac12`: with
+    :math:`y = s_1x/s_0`, :math:`\int(1 + y^2)^{-\nu}dy = \sqrt\pi\,\Gamma(\nu - \tfrac12)/\Gamma(\nu)`."""
     log_z = math.log(s0 / s1) + 0.5 * math.log(math.pi) + math.lgamma(nu - 0.5) - math.lgamma(nu)
     return torch.exp(-nu * torch.log1p((s1 * x / s0) ** 2) - log_z)
 
@@ -493,11 +503,13 @@ def check_multiplicative_tails(stationary_density, p_far) -> bool:
     :math:`\nu = 1 - \lambda + \theta/s_1^2`; checked for three readings, out to :math:`|x| = 10^5`, at a relative
     :math:`10^{-6}`. ``p_far`` is :math:`P(|x| > 10)` for the Itô reading with :math:`\theta = s_0 = s_1 = 1`
     (relative :math:`10^{-5}`)."""
-    fn = _function(stationary_density, "stationary_density", "stationary_density(x, theta, s0, s1, lam) -> tensor like x")
+    fn = _function(stationary_density, "stationary_density",
+                   "stationary_density(x, theta, s0, s1, lam) -> tensor like x")
     pf = _number(p_far, "p_far")
     x = torch.tensor([-1e4, -37.5, -3.0, -1.0, 0.0, 0.4, 2.5, 60.0, 1e5], dtype=torch.float64)
     far = (0, 8)                                                             # |x| = 1e4 and 1e5: the tail
-    for theta, s0, s1, lam, shape in ((1.0, 1.0, 1.0, 0.0, (9,)), (0.3, 0.5, 1.0, 0.5, (3, 3)), (0.5, 2.0, 0.8, 1.0, (9,))):
+    for theta, s0, s1, lam, shape in ((1.0, 1.0, 1.0, 0.0, (9,)), (0.3, 0.5, 1.0, 0.5, (3, 3)),
+                                      (0.5, 2.0, 0.8, 1.0, (9,))):
         nu = 1 - lam + theta / s1**2
         where = f"stationary_density(x, {theta:g}, {s0:g}, {s1:g}, {lam:g})"
         out = _tensor(_call_answer(fn, "stationary_density", x.reshape(shape).clone(), theta, s0, s1, lam), where,
@@ -512,10 +524,11 @@ def check_multiplicative_tails(stationary_density, p_far) -> bool:
                   "Gaussian factor would underflow there.")
         gap = (out / ref).log()
         if float(gap.max() - gap.min()) <= 1e-6:
-            _fail(f"{where} has the right shape but is not normalised: it integrates to {math.exp(float(gap.mean())):.6g}",
-                  "divide by Z = integral of (s0^2 + s1^2 x^2)^(-nu) over the whole line, from the integral in the hint; "
-                  "a quadrature over [-L, L] misses a tail mass of order L^(1 - 2 nu), which for nu near 1/2 is not small "
-                  "for any L you can afford.")
+            _fail(f"{where} has the right shape but is not normalised: "
+                  f"it integrates to {math.exp(float(gap.mean())):.6g}",
+                  "divide by Z = integral of (s0^2 + s1^2 x^2)^(-nu) over the whole line, "
+                  "from the integral in the hint; a quadrature over [-L, L] misses a tail mass of order L^(1 - 2 nu), "
+                  "which for nu near 1/2 is not small for any L you can afford.")
         spread = math.log(s0**2 + s1**2 * 1e10) - math.log(s0**2 + s1**2 * 1e8)
         nu_out = -float(out[far[1]].log() - out[far[0]].log()) / spread       # the answer's own tail exponent
         if abs(nu_out - nu) <= 1e-4:
@@ -527,14 +540,14 @@ def check_multiplicative_tails(stationary_density, p_far) -> bool:
         for other in (0.0, 0.5, 1.0):
             if other != lam and abs(nu_out - (1 - other + theta / s1**2)) <= 1e-6:
                 _fail(f"{where} is the stationary density of the reading lam = {other:g}, not lam = {lam:g}",
-                      "reading the noise at x_k + lam (x_{k+1} - x_k) adds the Ito drift lam g g' = lam s1^2 x; with it "
-                      "J = (f + lam g g') p - d(g^2 p / 2)/dx, and the derivative also hits g^2.")
+                      "reading the noise at x_k + lam (x_{k+1} - x_k) adds the Ito drift lam g g' = lam s1^2 x; "
+                      "with it J = (f + lam g g') p - d(g^2 p / 2)/dx, and the derivative also hits g^2.")
         if lam != 0 and abs(nu_out - (1 + lam + theta / s1**2)) <= 1e-6:
             _fail(f"in {where} the rule's drift lam g g' enters with the wrong sign",
                   "the Ito drift of the rule lam is f + lam g g'.")
         _fail(f"{where} falls like |x|^(-{2 * nu_out:.4g}) in the tails, which is not the stationary law's power",
-              "J = 0 with J = (f + lam g g') p - d(g^2 p / 2)/dx gives (log p)' = (2 f - 2 (1 - lam) g g') / g^2; integrate "
-              "it and normalise with the integral in the hint.")
+              "J = 0 with J = (f + lam g g') p - d(g^2 p / 2)/dx gives (log p)' = (2 f - 2 (1 - lam) g g') / g^2; "
+              "integrate it and normalise with the integral in the hint.")
     X = 10.0
     ref = 1 - (2 / math.pi) * (math.atan(X) + X / (1 + X * X))                # nu = 2: the antiderivative is elementary
     if abs(pf - ref) > 1e-5 * ref:
@@ -545,8 +558,8 @@ def check_multiplicative_tails(stationary_density, p_far) -> bool:
         if abs(pf - (1 - X / math.sqrt(1 + X * X))) <= 1e-5:
             _fail("p_far is the tail of the Stratonovich reading", "(c) asks for the Ito reading, lam = 0.")
         _fail("p_far is not P(|x| > 10) under the stationary law of (c)",
-              "integrate stationary_density(x, 1, 1, 1, 0) over |x| > 10: for nu = 2 an antiderivative of (1 + x^2)^(-2) is "
-              "(x / (1 + x^2) + arctan x) / 2.")
+              "integrate stationary_density(x, 1, 1, 1, 0) over |x| > 10: "
+              "for nu = 2 an antiderivative of (1 + x^2)^(-2) is (x / (1 + x^2) + arctan x) / 2.")
     return _ok("stationary_density is the normalised power law for the Ito, Stratonovich and isothermal readings, and "
                "p_far is its tail beyond |x| = 10")
 
@@ -570,7 +583,8 @@ def check_reverse_drift_gaussian(reverse_drift) -> bool:
     for t in (0.05, 0.4, 0.9):
         out = _tensor(fn(x, t), "reverse_drift(x, t)", (9, 1))
         if not torch.allclose(out, vp.reverse(gauss.score_fn(vp), 1.0).drift(x, t), atol=1e-8):
-            _fail(f"the drift is wrong at t = {t}", "F = f - g^2 grad log p_t with grad log p_t = -x / v_t, v_t = alpha^2 v0 + sigma^2.")
+            _fail(f"the drift is wrong at t = {t}",
+                  "F = f - g^2 grad log p_t with grad log p_t = -x / v_t, v_t = alpha^2 v0 + sigma^2.")
     return _ok("the reverse drift is f - g^2 times the Gaussian score")
 
 
@@ -605,14 +619,15 @@ def check_dsm_floor(floor) -> bool:
     if abs(f - 2 * per_coordinate) > 1e-8 * max(1.0, abs(f)):
         hint = ("that is one coordinate's value: the loss sums over the d = 2 coordinates."
                 if abs(f - per_coordinate) < 1e-8 * max(1.0, abs(f)) else
-                "expand the square per coordinate using E[z x_t] = sigma and E[x_t^2] = v_t, then sum over the d coordinates.")
+                "expand the square per coordinate using E[z x_t] = sigma and E[x_t^2] = v_t, "
+                "then sum over the d coordinates.")
         _fail("floor is not E|s* + z/sigma|^2 for the exact score", hint)
     return _ok("the irreducible part of the denoising loss is d (1/sigma^2 - 1/v_t)")
 
 
 def _score_term_c0():
-    r""":math:`\int_0^1 \tfrac{g^2}{2} E_{p_t}|\nabla\log p_t|^2 dt` for the mixture of ``ex-kl-terms`` under the linear VP SDE
-    (Simpson's rule on 401 times, a fine grid in x)."""
+    r""":math:`\int_0^1 \tfrac{g^2}{2} E_{p_t}|\nabla\log p_t|^2 dt` for the mixture of ``ex-kl-terms`` under the
+    linear VP SDE (Simpson's rule on 401 times, a fine grid in x)."""
     from .data import GaussianMixture
     from .quadrature import simpson
     from .schedules import Linear
@@ -623,22 +638,23 @@ def _score_term_c0():
     x = torch.linspace(-6, 6, 2001, dtype=torch.float64)[:, None]
     h = float(x[1, 0] - x[0, 0])
     tq = torch.linspace(0.0, 1.0, 401, dtype=torch.float64)
-    vals = torch.tensor([0.5 * float(vp.diffusion(t)) ** 2 * float((mix.score(x, t, vp)[:, 0] ** 2 * mix.log_prob(x, t, vp).exp()).sum() * h)
+    vals = torch.tensor([0.5 * float(vp.diffusion(t)) ** 2
+                         * float((mix.score(x, t, vp)[:, 0] ** 2 * mix.log_prob(x, t, vp).exp()).sum() * h)
                          for t in tq.tolist()], dtype=torch.float64)
     return simpson(vals, float(tq[1] - tq[0]))
 
 
 def check_kl_terms(term_09, term_06) -> bool:
-    r"""Exercise ``ex-kl-terms``: the score term of {eq}`eq-kl-bound` for :math:`s = c\nabla\log p_t`, :math:`c = 0.9` and 0.6,
-    for the mixture ``GaussianMixture([0.5, 0.5], [[-1], [1]], [0.25, 0.25])`` under the linear VP SDE on [0, 1]
-    (within 1 %)."""
+    r"""Exercise ``ex-kl-terms``: the score term of {eq}`eq-kl-bound` for :math:`s = c\nabla\log p_t`,
+    :math:`c = 0.9` and 0.6, for the mixture ``GaussianMixture([0.5, 0.5], [[-1], [1]], [0.25, 0.25])`` under the
+    linear VP SDE on [0, 1] (within 1 %)."""
     a, b = _number(term_09, "term_09"), _number(term_06, "term_06")
     full = _score_term_c0()
     for c, val, name in ((0.9, a, "term_09"), (0.6, b, "term_06")):
         if abs(val - (1 - c) ** 2 * full) > 0.01 * (1 - c) ** 2 * full:
             _fail(f"{name} is not the score term for c = {c} and the mixture mix_kl",
-                  "s - grad log p_t = (c - 1) grad log p_t: integrate (g^2/2) E_{p_t} |grad log p_t|^2 over t for mix_kl "
-                  "(not the chapter's mix1) and scale.")
+                  "s - grad log p_t = (c - 1) grad log p_t: integrate (g^2/2) E_{p_t} |grad log p_t|^2 over t "
+                  "for mix_kl (not the chapter's mix1) and scale.")
     return _ok("the score term is quadratic in the score error")
 
 
@@ -687,20 +703,23 @@ def check_kramers(hop_times, kramers_limit) -> bool:
                       "for m = 2, x_* = 1.99865, not 2.")
             if near(tau, mean_first_passage_time(U, -xs, xs, lower=-xs), 1e-4):
                 _fail(f"{where} starts the inner integral at a = -x_*: that puts a reflecting wall behind the start",
-                      "the inner integral of the mean first-passage time formula (Chapter 3) runs from -infinity: the chain may wander left of the mode.")
+                      "the inner integral of the mean first-passage time formula (Chapter 3) runs from -infinity: "
+                      "the chain may wander left of the mode.")
             _fail(f"{where} is not the exact mean first-passage time from -x_* to x_* (relative tolerance 1e-5)",
                   "tau = int_a^b e^U(y) int_{-inf}^y e^-U(z) dz dy with U = x^2/2 - log cosh(m x); make the grid fine "
                   "enough, in float64.")
         if not near(tau_k, kramers, 1e-7):
             where = f"tau_kramers = hop_times({m})[1]"
             if near(tau_k, math.exp(dU), 1e-6):
-                _fail(f"{where} is e^dU alone", "Kramers' formula has the prefactor 2 pi / sqrt(U''(x_min) |U''(x_max)|).")
+                _fail(f"{where} is e^dU alone",
+                      "Kramers' formula has the prefactor 2 pi / sqrt(U''(x_min) |U''(x_max)|).")
             if near(tau_k, 2 * math.pi / math.sqrt(abs(u2_top)) * math.exp(dU), 1e-6):
                 _fail(f"{where} takes U''(x_*) = 1", "use the exact curvature U''(x_*) = 1 - m^2 + x_*^2.")
             if near(tau_k, 2 * math.pi / math.sqrt(u2_min * abs(u2_top)) * math.exp(m * m / 2 - math.log(2)), 1e-6):
                 _fail(f"{where} uses dU = m^2/2 - log 2", "use the exact barrier dU = log cosh(m x_*) - x_*^2 / 2.")
             if near(tau_k, 2 * math.pi / math.sqrt(u2_min * abs(u2_top)) * math.exp(2 * dU), 1e-6):
-                _fail(f"{where} has e^(2 dU): the temperature of sqrt(2) dw is 1", "Kramers' formula (Chapter 3) has e^dU.")
+                _fail(f"{where} has e^(2 dU): the temperature of sqrt(2) dw is 1",
+                      "Kramers' formula (Chapter 3) has e^dU.")
             if near(tau_k, tau, 1e-5):
                 _fail(f"{where} equals tau", "the second entry is Kramers' formula (Chapter 3), not the exact time.")
             _fail(f"{where} is not Kramers' formula (relative tolerance 1e-7)",
@@ -760,31 +779,33 @@ def _snr_integral(vp, t1: float) -> float:
 
 
 def _snr_cdf(t: torch.Tensor) -> torch.Tensor:
-    r""":math:`F(t) = \int_{t_{\min}}^t g^2/\sigma^2\,dt' \big/ \int_{t_{\min}}^T g^2/\sigma^2\,dt'` for the linear VP SDE of
-    ``_vp()`` at each entry of the 1-D float64 tensor ``t`` (inside :math:`[t_{\min}, T]`): Simpson's rule in
-    :math:`\log t`, 2000 intervals per integral (the integrand :math:`t\,g^2/\sigma^2` is smooth in :math:`\log t`;
-    the error is below :math:`10^{-11}`), independent of the closed form the exercise asks for."""
+    r""":math:`F(t) = \int_{t_{\min}}^t g^2/\sigma^2\,dt' \big/ \int_{t_{\min}}^T g^2/\sigma^2\,dt'` for the
+    linear VP SDE of ``_vp()`` at each entry of the 1-D float64 tensor ``t`` (inside :math:`[t_{\min}, T]`):
+    Simpson's rule in :math:`\log t`, 2000 intervals per integral (the integrand :math:`t\,g^2/\sigma^2` is smooth
+    in :math:`\log t`; the error is below :math:`10^{-11}`), independent of the closed form the exercise asks for."""
     vp = _vp()
     total = _snr_integral(vp, vp.T)
     return torch.tensor([_snr_integral(vp, float(x)) / total for x in t.tolist()], dtype=torch.float64)
 
 
 def check_importance_t(sample_t, frac_late) -> bool:
-    r"""Exercise ``ex-importance-t``: inverse-CDF sampling of :math:`\pi(t)\propto g^2/\sigma^2` on :math:`[t_{\min}, T]`
-    for the linear VP SDE (:math:`\beta = 0.1 + 19.9t`, :math:`t_{\min} = 10^{-3}`, :math:`T = 1`), and the fraction of
-    its mass above :math:`t = 0.5`.  The reference is the distribution function computed by quadrature: the answer's
-    times must satisfy :math:`F(t(u)) = u`."""
+    r"""Exercise ``ex-importance-t``: inverse-CDF sampling of :math:`\pi(t)\propto g^2/\sigma^2` on
+    :math:`[t_{\min}, T]` for the linear VP SDE (:math:`\beta = 0.1 + 19.9t`, :math:`t_{\min} = 10^{-3}`,
+    :math:`T = 1`), and the fraction of its mass above :math:`t = 0.5`.  The reference is the distribution function
+    computed by quadrature: the answer's times must satisfy :math:`F(t(u)) = u`."""
     fn = _function(sample_t, "sample_t", "sample_t(u) -> tensor of times, the shape of u")
     vp = _vp()
     u = torch.linspace(0.0, 1.0, 11, dtype=torch.float64)
     t = _tensor(_call_answer(fn, "sample_t", u.clone()), "sample_t(u)", (11,))
     if bool((t < vp.t_min * (1 - 1e-9)).any() or (t > vp.T * (1 + 1e-9)).any()):
         _fail("sample_t(u) returns times outside [t_min, T] = [0.001, 1]",
-              "u = 0 must give t_min and u = 1 must give T: rescale rho = log(sigma^2/alpha^2) between rho(t_min) and rho(T).")
+              "u = 0 must give t_min and u = 1 must give T: "
+              "rescale rho = log(sigma^2/alpha^2) between rho(t_min) and rho(T).")
     err = float((_snr_cdf(t.clamp(vp.t_min, vp.T)) - u).abs().max())
     if err > 1e-7:
         if torch.allclose(t, vp.t_min + u * (vp.T - vp.t_min), rtol=1e-6):
-            _fail("sample_t returns uniform times", "invert the distribution function of pi(t) proportional to g^2/sigma^2.")
+            _fail("sample_t returns uniform times",
+                  "invert the distribution function of pi(t) proportional to g^2/sigma^2.")
         if torch.allclose(t, vp.t_min * (vp.T / vp.t_min) ** u, rtol=1e-6):
             _fail("sample_t returns log-uniform times (pi proportional to 1/t)",
                   "for this schedule g^2/sigma^2 is close to 1/t only below t = 0.005; use the exact antiderivative.")
@@ -794,13 +815,16 @@ def check_importance_t(sample_t, frac_late) -> bool:
     u2 = torch.tensor([[0.05, 0.5, 0.95], [0.3, 0.7, 0.99]], dtype=torch.float64)
     t2 = _tensor(_call_answer(fn, "sample_t", u2.clone()), "sample_t(u) for u of shape (2, 3)", (2, 3))
     if float((_snr_cdf(t2.reshape(-1).clamp(vp.t_min, vp.T)) - u2.reshape(-1)).abs().max()) > 1e-7:
-        _fail("sample_t is right on a 1-D tensor but not on a (2, 3) tensor", "work element by element; keep u's shape.")
+        _fail("sample_t is right on a 1-D tensor but not on a (2, 3) tensor",
+              "work element by element; keep u's shape.")
     f = _number(frac_late, "frac_late")
     late = 1.0 - float(_snr_cdf(torch.tensor([0.5], dtype=torch.float64))[0])
     if abs(f - late) > 1e-6:
         if abs(f - (1.0 - late)) <= 1e-6:
-            _fail("frac_late is the fraction of draws BELOW t = 0.5", "the question asks for the draws above t = 0.5: 1 - F(0.5).")
-        _fail("frac_late is not the fraction of the draws above t = 0.5", "it is 1 - F(0.5), with F the distribution function of pi.")
+            _fail("frac_late is the fraction of draws BELOW t = 0.5",
+                  "the question asks for the draws above t = 0.5: 1 - F(0.5).")
+        _fail("frac_late is not the fraction of the draws above t = 0.5",
+              "it is 1 - F(0.5), with F the distribution function of pi.")
     return _ok(f"sample_t inverts the distribution function of g^2/sigma^2, and {f:.1%} of its draws lie above t = 0.5")
 
 
@@ -831,7 +855,8 @@ def check_pf_map(x_end) -> bool:
     v = lambda t: (lambda a, s: a**2 * 0.04 + s**2)(*(float(z) for z in vp.marginal(t)))
     expected = torch.linspace(-2, 2, 5, dtype=torch.float64)[:, None] * math.sqrt(v(0.01) / v(1.0))
     if not torch.allclose(x, expected, atol=1e-4):
-        _fail("the end points are not the rescaled start points", "hbar = 0, decreasing times from 1 to 0.01, and enough steps.")
+        _fail("the end points are not the rescaled start points",
+              "hbar = 0, decreasing times from 1 to 0.01, and enough steps.")
     return _ok("the probability-flow map is a rescaling by sqrt(v_t / v_T)")
 
 
@@ -845,7 +870,8 @@ def check_gaussian_likelihood(logq) -> bool:
 
     vp = VPSDE(Linear(0.1, 20.0), t_min=0.01)
     x0 = torch.linspace(-0.6, 0.6, 5, dtype=torch.float64)
-    ref = log_likelihood(vp, GaussianMixture([1.0], [[0.0]], [0.2]).score_fn(vp), x0[:, None], rtol=1e-8, atol=1e-8).logp
+    ref = log_likelihood(vp, GaussianMixture([1.0], [[0.0]], [0.2]).score_fn(vp), x0[:, None],
+                         rtol=1e-8, atol=1e-8).logp
     out = _tensor(fn(x0), "logq(x0)", (5,))
     if not torch.allclose(out, ref, atol=1e-5):
         _fail("logq differs from the change-of-variables likelihood",
@@ -866,7 +892,8 @@ def check_hutchinson(est) -> bool:
     v = float(e.var())
     m4 = float(((e - m) ** 4).mean())
     if abs(v - target_var) > 5 * math.sqrt(max(m4 - v**2, 1e-12) / e.numel()):
-        _fail("the spread of the probes is not Hutchinson's variance", "did you use +-1 signs (Rademacher), not Gaussians?")
+        _fail("the spread of the probes is not Hutchinson's variance",
+              "did you use +-1 signs (Rademacher), not Gaussians?")
     return _ok("unbiased, with variance sum_{i<j} (A_ij + A_ji)^2")
 
 
@@ -899,13 +926,14 @@ def check_ddim_point_mass(ddim_step) -> bool:
                 continue
             if eta == 0.0:
                 _fail(f"the deterministic step (eta = 0) from t = {t} to {t_next} is wrong",
-                      "z_hat = -sigma_t s(x, t) (mind the sign) and x0_hat = (x - sigma_t z_hat) / alpha_t, both at the "
-                      "CURRENT time t; then x' = alpha_t' x0_hat + sigma_t' z_hat.")
+                      "z_hat = -sigma_t s(x, t) (mind the sign) and x0_hat = (x - sigma_t z_hat) / alpha_t, "
+                      "both at the CURRENT time t; then x' = alpha_t' x0_hat + sigma_t' z_hat.")
             ancestral = (1 - a**2 / a2**2) * eta**2
             guess = a2 * (x - s * z_hat) / a + math.sqrt(s2**2 - ancestral) * z_hat + math.sqrt(ancestral) * xi
             if torch.allclose(out, guess, rtol=1e-9, atol=1e-9):
                 _fail("the fresh noise has the variance eta^2 (1 - alpha_t^2/alpha_t'^2) of the ancestral step",
-                      "DDIM's varsigma^2 has the extra factor sigma_t'^2 / sigma_t^2: the variance of x_t' given x_t and x_0.")
+                      "DDIM's varsigma^2 has the extra factor sigma_t'^2 / sigma_t^2: "
+                      "the variance of x_t' given x_t and x_0.")
             _fail(f"the step with eta = {eta} from t = {t} to {t_next} is wrong",
                   "keep the old noise with the weight sqrt(sigma_t'^2 - varsigma^2), so that the total variance is "
                   "sigma_t'^2, and add varsigma * xi.")
@@ -927,10 +955,10 @@ def check_ddim_point_mass(ddim_step) -> bool:
 
 def _linear_flow_logq(x: torch.Tensor, t: float, B: torch.Tensor, *, sign: float = -1.0, volume: bool = True,
                       pull: float = -1.0, c=None) -> torch.Tensor:
-    r"""Log-density of :math:`M x_0`, :math:`x_0\sim N(0, I)`, :math:`M = e^{cB}`, :math:`c = t + t^2/2`, evaluated as the
-    Gaussian :math:`N(0, MM^\top)` (Cholesky factor, no trace shortcut). The keyword arguments build the wrong answers
-    the check names: the volume term with the other sign (``sign=+1``) or left out, the pull-back with
-    :math:`e^{+cB}` (``pull=+1``), another time integral ``c``."""
+    r"""Log-density of :math:`M x_0`, :math:`x_0\sim N(0, I)`, :math:`M = e^{cB}`, :math:`c = t + t^2/2`, evaluated
+    as the Gaussian :math:`N(0, MM^\top)` (Cholesky factor, no trace shortcut). The keyword arguments build the
+    wrong answers the check names: the volume term with the other sign (``sign=+1``) or left out, the pull-back
+    with :math:`e^{+cB}` (``pull=+1``), another time integral ``c``."""
     c = t + t * t / 2 if c is None else c
     d = x.shape[1]
     if sign < 0 and volume and pull < 0:
@@ -963,7 +991,8 @@ def check_cov_linear_flow(logq_linear) -> bool:
         if t == 0.0:
             _fail(f"{where} is not the standard normal log-density", "at t = 0 nothing has moved: q_0 = N(0, I).")
         if close(_linear_flow_logq(x, t, B, sign=+1.0)):
-            _fail(f"{where}: the volume term has the wrong sign", "The instantaneous change of variables (Chapter 4): d log q/dt = -div v, so "
+            _fail(f"{where}: the volume term has the wrong sign",
+                  "The instantaneous change of variables (Chapter 4): d log q/dt = -div v, so "
                   "the density at a particle falls where the flow spreads out: subtract c(t) tr B.")
         if close(_linear_flow_logq(x, t, B, volume=False)):
             _fail(f"{where}: the volume term is missing", "log q_t(x_t) = log q_0(x_0) - int_0^t div v ds with "
@@ -983,9 +1012,11 @@ def check_ou_mean_path_action(A_ito, A_strat, *, theta: float = 2.0, T: float = 
     """Exercise ``ex-ou-action``: the actions of the OU mean path under the Ito and Stratonovich rules."""
     a, b = _number(A_ito, "A_ito"), _number(A_strat, "A_strat")
     if not (0 <= a < 1e-3):
-        _fail("the Ito action of the mean path should be (nearly) zero", "the mean path solves x' = f, so the kinetic term vanishes.")
+        _fail("the Ito action of the mean path should be (nearly) zero",
+              "the mean path solves x' = f, so the kinetic term vanishes.")
     if abs(b + theta * T / 2) > 1e-3:
-        _fail("the Stratonovich action should tend to its Jacobian term", "a * integral of div f with a = 1/2 and div f = -theta.")
+        _fail("the Stratonovich action should tend to its Jacobian term",
+              "a * integral of div f with a = 1/2 and div f = -theta.")
     return _ok("Ito ~ 0, Stratonovich ~ the Jacobian term")
 
 
@@ -995,7 +1026,8 @@ def check_jacobian_step(log_jac) -> bool:
     xs = torch.linspace(-1.5, 1.5, 21, dtype=torch.float64)
     xbar = xs[:, None] + 0.5 * (xs[None, :] - xs[:, None])
     if not torch.allclose(lj, torch.log(1 - 0.5 * 0.05 * (1 - 3 * xbar**2)), atol=1e-10):
-        _fail("log_jac is not log(1 - a eps f'(x_bar))", "rows are x_n, columns x_{n+1}; x_bar = x_n + a (x_{n+1} - x_n).")
+        _fail("log_jac is not log(1 - a eps f'(x_bar))",
+              "rows are x_n, columns x_{n+1}; x_bar = x_n + a (x_{n+1} - x_n).")
     return _ok("the exact Jacobian, whose first order is -a eps f'")
 
 
@@ -1026,11 +1058,14 @@ def check_classical_gaussian(mean_path_small, spread_small) -> bool:
         var.append((1 + J * dt) ** 2 * var[-1] + hbar * beta * abs(dt))
     want = torch.tensor(var, dtype=torch.float64).sqrt()
     if float((m - classical).abs().max()) > 5e-3:
-        _fail("the mean path is not the probability-flow path", "hbar = 1e-4, start at 1.5, 500 steps from t = 1 down to 0.01.")
+        _fail("the mean path is not the probability-flow path",
+              "hbar = 1e-4, start at 1.5, 500 steps from t = 1 down to 0.01.")
     ratio = sp[100::100] / want[100::100]
     if not bool(((ratio - 1).abs() < 0.2).all()):
-        _fail(f"the spread is not the sqrt(hbar) fluctuation of the hbar = 1e-4 sampler (ratios {[round(float(r), 3) for r in ratio]})",
-              "store the standard deviation over the 400 paths at each step; run the sampler with hbar = 1e-4, not the ODE.")
+        _fail("the spread is not the sqrt(hbar) fluctuation of the hbar = 1e-4 sampler "
+              f"(ratios {[round(float(r), 3) for r in ratio]})",
+              "store the standard deviation over the 400 paths at each step; "
+              "run the sampler with hbar = 1e-4, not the ODE.")
     return _ok("small-hbar paths follow the classical path, with sqrt(hbar) fluctuations "
                f"(measured / predicted spread at steps 100, ..., 500: {[round(float(r), 3) for r in ratio]})")
 
@@ -1039,7 +1074,8 @@ def check_hbar_star(hbar_star) -> bool:
     """Exercise ``ex-hbar-coefficient``: the minimiser of (1 + hbar)^2 / (8 hbar)."""
     h = _number(hbar_star, "hbar_star")
     if abs(h - 1.0) > 1e-3:
-        _fail("hbar_star does not minimise the coefficient", "set the derivative (1 + hbar)(hbar - 1) / (8 hbar^2) to zero.")
+        _fail("hbar_star does not minimise the coefficient",
+              "set the derivative (1 + hbar)(hbar - 1) / (8 hbar^2) to zero.")
     return _ok("the path-KL coefficient is smallest at hbar = 1")
 
 
@@ -1066,7 +1102,8 @@ def check_fluctuation_gauss(fluct_var_gauss) -> bool:
         if not torch.allclose(got, want, rtol=1e-6, atol=1e-10):
             if v0 != 1.0 and torch.allclose(got, free, rtol=1e-3, atol=1e-6):
                 _fail(f"for v0 = {v0} the answer is int_t^T beta ds, the spread of a free Brownian motion",
-                      "keep the J C + C J terms of the Lyapunov equation: J = beta (1/v_t - 1) / 2 is not zero unless v0 = 1.")
+                      "keep the J C + C J terms of the Lyapunov equation: "
+                      "J = beta (1/v_t - 1) / 2 is not zero unless v0 = 1.")
             k = int((got - want).abs().argmax())
             _fail(f"C_t is wrong for v0 = {v0} (at t = {float(t[k]):.3f}: {float(got[k]):.6g})",
                   "solve dC/dt = 2 J C - beta with C_1 = 0; the integrating factor is exp(-2 int J) = v_s / v_t, "
@@ -1100,8 +1137,8 @@ def check_schrodinger_quartic(quartic_vs, gap_quartic) -> bool:
     fn = _function(quartic_vs, "quartic_vs", "quartic_vs(x, D) -> tensor like x")
     gap = _number(gap_quartic, "gap_quartic")
     x = torch.linspace(-2.0, 2.0, 9, dtype=torch.float64).reshape(3, 3)
-    formula_hint = ("U = x^4/4 has U' = x^3 and U'' = 3 x^2; the Schrodinger potential (Chapter 5) is V_S = U'^2 / (4 D) - U'' / 2, "
-                    "so V_S = x^6 / (4 D) - 3 x^2 / 2.")
+    formula_hint = ("U = x^4/4 has U' = x^3 and U'' = 3 x^2; the Schrodinger potential (Chapter 5) "
+                    "is V_S = U'^2 / (4 D) - U'' / 2, so V_S = x^6 / (4 D) - 3 x^2 / 2.")
     for D in (0.5, 0.2, 1.7):
         out = _tensor(fn(x.clone(), D), f"quartic_vs(x, {D:g})", (3, 3))
         want = x**6 / (4 * D) - 1.5 * x**2
@@ -1136,7 +1173,8 @@ def check_consistent_correction(corr_B) -> bool:
     c = _tensor(corr_B, "corr_B", (4,))
     if float(c.abs().max()) > 5e-2:
         _fail(f"the corrections are not ~0 (largest {float(c.abs().max()):.3g})",
-              "use the exact score of mixture B (mixture_B.score_fn(sde)) for s_theta, not the data's score times 1.05.")
+              "use the exact score of mixture B (mixture_B.score_fn(sde)) for s_theta, "
+              "not the data's score times 1.05.")
     return _ok("the first-order correction vanishes for a self-consistent (but wrong) model")
 
 
@@ -1153,7 +1191,8 @@ def check_gauss_nll_slopes(slopes) -> bool:
     want = torch.tensor(want, dtype=torch.float64)
     if float((s - want).abs().max()) > 1e-4 * (1 + float(want.abs().max())):
         _fail("the slopes differ from (u - v0) du/dhbar / (2u^2)",
-              "NLL = v0/(2u) + log(2 pi u)/2; differentiate in hbar at 0 with u, du/dhbar from GaussianModel1D.variance(0.0).")
+              "NLL = v0/(2u) + log(2 pi u)/2; "
+              "differentiate in hbar at 0 with u, du/dhbar from GaussianModel1D.variance(0.0).")
     return _ok("dNLL/dhbar = (u - v0) du/dhbar / (2u^2): the sign of u - v0 times the sign of du/dhbar")
 
 
@@ -1183,7 +1222,8 @@ def check_gibbs_crossing(hbar_c, nll_at_c) -> bool:
         _fail("hbar_c is not where NLL(0) + hbar * slope equals the entropy", "H = log(2 pi e v0)/2 for data N(0, v0).")
     if abs(nc - m.nll(hc)) > 1e-4 or nc < entropy:
         _fail("nll_at_c is not the exact NLL at hbar_c", "use GaussianModel1D(...).nll(hbar_c).")
-    return _ok(f"the line crosses the entropy at hbar = {hc:.3f}, where the exact NLL is still {nc - entropy:.3f} above it")
+    return _ok(f"the line crosses the entropy at hbar = {hc:.3f}, "
+               f"where the exact NLL is still {nc - entropy:.3f} above it")
 
 
 # --- Chapter 7 ------------------------------------------------------------------------------------
@@ -1201,11 +1241,13 @@ def check_linear_velocity(linear_velocity) -> bool:
     x = torch.randn(7, 2, generator=gen, dtype=torch.float64)
     s = torch.randn(7, 2, generator=gen, dtype=torch.float64)
     for t in (0.1, 0.5, 0.9):
-        out = _tensor(_call_answer(fn, "linear_velocity", x.clone(), t, s.clone()), "linear_velocity(x, t, score)", (7, 2))
+        out = _tensor(_call_answer(fn, "linear_velocity", x.clone(), t, s.clone()),
+                      "linear_velocity(x, t, score)", (7, 2))
         want = -x / (1 - t) - t / (1 - t) * s
         if not torch.allclose(out, want, rtol=1e-6, atol=1e-8):
             if torch.allclose(out, -x / (1 - t) - 2 * t / (1 - t) * s, rtol=1e-6, atol=1e-8):
-                _fail(f"at t = {t} the score term is twice too large", "v = (alpha'/alpha) x - g^2 s / 2: mind the 1/2.")
+                _fail(f"at t = {t} the score term is twice too large",
+                      "v = (alpha'/alpha) x - g^2 s / 2: mind the 1/2.")
             _fail(f"at t = {t} the velocity is not the linear path's", "alpha'/alpha = -1/(1-t), g^2 = 2t/(1-t).")
     return _ok("the marginal velocity of the linear path from the score, at three times")
 
@@ -1218,11 +1260,14 @@ def check_bridge_covariance(bridge_cov) -> bool:
         want = 2 * v0 * v1 / (eps + math.sqrt(eps * eps + 4 * v0 * v1))
         if not abs(c - want) <= 1e-12 * want:
             if c < 0:
-                _fail(f"bridge_cov({v0}, {v1}, {eps}) is negative", "take the root with c > 0: the kernel correlates the ends.")
+                _fail(f"bridge_cov({v0}, {v1}, {eps}) is negative",
+                      "take the root with c > 0: the kernel correlates the ends.")
             if eps >= 1e6 and abs(c - want) < 0.5 * want:                # right formula, lost digits
-                _fail(f"bridge_cov({v0}, {v1}, {eps:g}) loses digits", "(-eps + sqrt(eps^2 + 4 v0 v1)) / 2 cancels for large "
+                _fail(f"bridge_cov({v0}, {v1}, {eps:g}) loses digits",
+                      "(-eps + sqrt(eps^2 + 4 v0 v1)) / 2 cancels for large "
                       "eps: multiply numerator and denominator by eps + sqrt(...).")
-            _fail(f"bridge_cov({v0}, {v1}, {eps:g}) does not solve c^2 + eps c = v0 v1", "equate the cross terms x0 x1 of "
+            _fail(f"bridge_cov({v0}, {v1}, {eps:g}) does not solve c^2 + eps c = v0 v1",
+                  "equate the cross terms x0 x1 of "
                   "log pi: c / (v0 v1 - c^2) = 1 / eps.")
     return _ok("c solves c^2 + eps c = v0 v1 to round-off, from eps = 0 to 1e8")
 
@@ -1263,8 +1308,9 @@ def check_sinkhorn_plain(sinkhorn_plain) -> bool:
 
 
 def check_ancestral_step(ancestral_var, ratio_linear) -> bool:
-    r"""Exercise ``ex-ancestral-step``: :math:`\mathrm{Var}(x_{t'}\,|\,x_t, x_0) = \sigma_{t'}^2\rho^2/\sigma_t^2` on any path, and
-    its ratio to :math:`g_t^2\Delta t` on the linear path (:math:`\to 1`: the ancestral step is the :math:`\hbar = 1` sampler)."""
+    r"""Exercise ``ex-ancestral-step``: :math:`\mathrm{Var}(x_{t'}\,|\,x_t, x_0) = \sigma_{t'}^2\rho^2/\sigma_t^2`
+    on any path, and its ratio to :math:`g_t^2\Delta t` on the linear path (:math:`\to 1`: the ancestral step is the
+    :math:`\hbar = 1` sampler)."""
     fn = _function(ancestral_var, "ancestral_var", "(alpha, sigma, alpha_next, sigma_next) -> number")
     # a VP step, and two steps of paths that are not VP (sigma^2 != 1 - alpha^2)
     for a, s, a2, s2 in ((0.5, math.sqrt(0.75), 0.6, 0.8), (0.7, 0.3, 0.8, 0.2), (0.5, 1.2, 0.9, 0.6)):
@@ -1275,9 +1321,11 @@ def check_ancestral_step(ancestral_var, ratio_linear) -> bool:
             if abs(out - ddim) <= 1e-10 * max(1.0, ddim):
                 _fail("ancestral_var is DDIM's formula, which holds only on the VP path",
                       "condition x_t' on x_t and x_0 for a general path: rho^2 = sigma^2 - (alpha/alpha')^2 sigma'^2.")
-            _fail("ancestral_var is not Var(x_t' | x_t, x_0)", "Var = sigma'^2 - Cov^2 / sigma^2 with Cov = (alpha/alpha') sigma'^2.")
+            _fail("ancestral_var is not Var(x_t' | x_t, x_0)",
+                  "Var = sigma'^2 - Cov^2 / sigma^2 with Cov = (alpha/alpha') sigma'^2.")
     r = _number(ratio_linear, "ratio_linear")
     if abs(r - 1.0) > 1e-3:
         _fail(f"ratio_linear = {r:.5f} is not the limit of Var / (g^2 dt) on the linear path",
               "g^2 = 2t/(1-t) for alpha = 1 - t, sigma = t; take alpha_next, sigma_next at t - dt.")
-    return _ok(f"the ancestral variance on any path, and ratio_linear = {r:.5f}: the ancestral step is the hbar = 1 sampler")
+    return _ok(f"the ancestral variance on any path, and ratio_linear = {r:.5f}: "
+               "the ancestral step is the hbar = 1 sampler")

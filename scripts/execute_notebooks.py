@@ -10,6 +10,10 @@ _config.yml; with ``--jobs 2`` on two cores each kernel gets one thread (``OMP_N
 so the two do not fight over the cores. The longest notebooks start first. Exit status 1, with the traceback,
 if any notebook fails.
 
+After a run in which every notebook passed, the stamp file STAMP_NAME in the cache folder records (as its
+modification time) when the execution began: book/_ext/stalecache.py stops a later bare `jupyter-book build`
+if diffedu/ or a notebook changed since (or if the stamp is missing), as those outputs would be stale.
+
     python scripts/execute_notebooks.py [--jobs N]
 """
 
@@ -28,6 +32,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "_build" / ".jupyter_cache"
+STAMP_NAME = "execute_notebooks.stamp"   # read by book/_ext/stalecache.py
 
 
 def book_notebooks() -> list[Path]:
@@ -66,7 +71,7 @@ def main(argv=None) -> int:
     shutil.rmtree(CACHE, ignore_errors=True)
     cache = get_cache(str(CACHE))
     notebooks = book_notebooks()
-    start, failed = time.perf_counter(), []
+    start, started, failed = time.perf_counter(), time.time(), []
     print(f"executing {len(notebooks)} notebooks, {args.jobs} at a time, into {CACHE.relative_to(ROOT)}", flush=True)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(execute, str(p), int(config["timeout"])): p for p in notebooks}
@@ -83,7 +88,13 @@ def main(argv=None) -> int:
                                         check_validity=False, overwrite=True)
             print(f"executed {name} in {seconds:.1f} s", flush=True)
     print(f"all notebooks in {time.perf_counter() - start:.1f} s" + (f"; {len(failed)} failed" if failed else ""))
-    return 1 if failed else 0
+    if failed:
+        return 1
+    stamp = CACHE / STAMP_NAME
+    stamp.write_text(f"{len(notebooks)} notebooks executed by scripts/execute_notebooks.py; the modification time "
+                     "of this file is when their execution began (book/_ext/stalecache.py compares it with diffedu/)\n")
+    os.utime(stamp, (started, started))
+    return 0
 
 
 if __name__ == "__main__":

@@ -42,10 +42,11 @@ def test_score_is_gradient_of_log_prob():
     assert torch.allclose(MIX.score_fn(sde)(x.detach(), t), grad)
 
 
-ISOTROPIC_CASES = {
+ONE_TIME_CASES = {
     "equal stds": de.GaussianMixture([1.0, 2.0, 3.0], [[-1.0, 0.5], [1.5, -0.5], [0.0, 2.0]], [0.3, 0.3, 0.3]),
     "unequal stds": de.GaussianMixture([1.0, 2.0, 3.0], [[-1.0, 0.5], [1.5, -0.5], [0.0, 2.0]], [0.2, 0.5, 0.9]),
-    "diagonal (direct form)": MIX,
+    "diagonal": MIX,
+    "diagonal, equal per axis": de.GaussianMixture([1.0, 2.0], [[-1.0, 0.5], [1.5, -0.5]], [[0.3, 0.7], [0.3, 0.7]]),
 }
 
 
@@ -57,25 +58,25 @@ def _reference_log_prob(mix, x, t, sde):
     return torch.logsumexp(torch.stack([torch.log(mix.weights[k]) + c.log_prob(x) for k, c in enumerate(comps)]), 0)
 
 
-@pytest.mark.parametrize("case", sorted(ISOTROPIC_CASES))
+@pytest.mark.parametrize("case", sorted(ONE_TIME_CASES))
 @pytest.mark.parametrize("t", [0.0, 0.05, 0.7])
 def test_one_time_forms_match_the_definition(case, t):
-    """One time for all points takes the matrix-product form for isotropic mixtures: same log p and score."""
-    mix, sde = ISOTROPIC_CASES[case], (None if t == 0 else de.VPSDE(de.Linear()))
+    """One time for all points takes the matrix-product form: same log p and score as the definition."""
+    mix, sde = ONE_TIME_CASES[case], (None if t == 0 else de.VPSDE(de.Linear()))
     x = torch.cat([3 * torch.randn(40, 2, generator=de.make_generator(5), dtype=torch.float64),
                    torch.tensor([[40.0, -30.0]], dtype=torch.float64)])          # one point far out: the direct form
     assert torch.allclose(mix.log_prob(x, t, sde), _reference_log_prob(mix, x, t, sde), rtol=1e-12, atol=1e-10)
     xg = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(_reference_log_prob(mix, xg, t, sde).sum(), xg)
     assert torch.allclose(mix.score(x, t, sde), grad, rtol=1e-10, atol=1e-10)
-    per_point = torch.full((x.shape[0],), t, dtype=torch.float64)              # per-point times: the direct form
+    per_point = torch.full((x.shape[0],), t, dtype=torch.float64)              # equal per-point times: one time
     if sde is not None:
         assert torch.allclose(mix.score(x, per_point, sde), grad, rtol=1e-10, atol=1e-10)
     assert mix.score(x.float(), t, sde).dtype == torch.float32
 
 
 def test_isotropic_form_far_from_the_data_still_clear():
-    mix = ISOTROPIC_CASES["equal stds"]
+    mix = ONE_TIME_CASES["equal stds"]
     with pytest.raises(ValueError, match="so far from every component"):
         mix.score(torch.tensor([[1e160, 0.0]], dtype=torch.float64))
 

@@ -71,6 +71,8 @@ def test_tridiagonal_solver_against_dense():
         for i in range(3):
             A = torch.diag(b[i]) + torch.diag(a[i, 1:], -1) + torch.diag(c[i, :-1], 1)
             assert torch.allclose(A @ x[i], d[i], atol=1e-12)
+            one = _solve_tridiagonal(a[i], b[i], c[i], d[i])            # a single system: LAPACK's dgtsv
+            assert torch.allclose(A @ one, d[i], atol=1e-12) and torch.allclose(one, x[i], atol=1e-12)
 
 
 def test_grid_helpers():
