@@ -118,6 +118,7 @@ def test_page_renders(browser, server, rel):
         assert not raw, f"unrendered markup in the visible text: {raw}: " + "; ".join(
             text[max(0, text.index(m) - 60):text.index(m) + 40].replace("\n", " ") for m in raw)
         if rel.startswith("notebooks/"):
+            _check_equation_numbers(page, rel, {"width": 1280, "height": 900})
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / (Path(rel).stem + ".png")))
             page.emulate_media(color_scheme="dark")          # a reader whose system is dark opens the page
@@ -261,36 +262,35 @@ def test_phone_layout_no_overflow(browser, server, rel):
                 const o = getComputedStyle(e).overflowX; if (o === 'auto' || o === 'scroll') return false; }
               return true; }).length""")
         assert bad == 0, f"{rel}: {bad} wide table(s) not in a scrolling box"
+        if rel.startswith("notebooks/"):
+            _check_equation_numbers(page, rel, PHONE)
     finally:
         page.close()
 
 
 
-@pytest.mark.parametrize("viewport", [PHONE, {"width": 1280, "height": 900}], ids=["phone", "desktop"])
-@pytest.mark.parametrize("rel", [p for p in PAGES if p.startswith("notebooks/")])
-def test_equation_numbers_never_cover_their_equation(browser, server, rel, viewport):
+def _check_equation_numbers(page, rel, viewport):
     """Every numbered display equation: its number "(C.K)" is visible and its box does not overlap
-    the typeset equation (on a phone the number gets its own line above it, book/_static/diffedu.css)."""
-    page, _ = _open(browser, server, rel, viewport)
-    try:
-        found = page.evaluate("""() => Array.from(document.querySelectorAll('div.math')).filter(d => d.querySelector(':scope > span.eqno'))
-            .map(d => { const n = d.querySelector(':scope > span.eqno').getBoundingClientRect();
-                        const m = d.querySelector('mjx-container'); if (!m) return [d.id, -1, n.width, true];
-                        const e = m.getBoundingClientRect();
-                        const w = Math.min(n.right, e.right) - Math.max(n.left, e.left);
-                        const h = Math.min(n.bottom, e.bottom) - Math.max(n.top, e.top);
-                        return [d.id, (w > 0 && h > 0) ? w * h : 0, n.width, n.bottom <= e.top + 1]; })""")
-        assert found, f"{rel}: no numbered equation found"
-        if viewport["width"] < 720:       # on a phone the number sits above the equation, which keeps the full width
-            beside = [i for i, _, _, above in found if not above]
-            assert not beside, f"{rel} at {viewport['width']} px: numbers beside their equation, not above: {beside}"
-        untypeset = [i for i, area, _, _ in found if area < 0]
-        hidden = [i for i, _, width, _ in found if width < 5]
-        covered = [(i, round(area)) for i, area, _, _ in found if area > 1]
-        assert not untypeset and not hidden, f"{rel}: equations not typeset {untypeset} or numbers invisible {hidden}"
-        assert not covered, f"{rel} at {viewport['width']} px: equation numbers overlap their equation (px^2): {covered}"
-    finally:
-        page.close()
+    the typeset equation (on a phone the number gets its own line above it, book/_static/diffedu.css).
+    Run on the chapter pages by test_page_renders (desktop) and test_phone_layout_no_overflow (phone),
+    which have the page open already."""
+    found = page.evaluate("""() => Array.from(document.querySelectorAll('div.math')).filter(d => d.querySelector(':scope > span.eqno'))
+        .map(d => { const n = d.querySelector(':scope > span.eqno').getBoundingClientRect();
+                    const m = d.querySelector('mjx-container'); if (!m) return [d.id, -1, n.width, true];
+                    const e = m.getBoundingClientRect();
+                    const w = Math.min(n.right, e.right) - Math.max(n.left, e.left);
+                    const h = Math.min(n.bottom, e.bottom) - Math.max(n.top, e.top);
+                    return [d.id, (w > 0 && h > 0) ? w * h : 0, n.width, n.bottom <= e.top + 1]; })""")
+    assert found, f"{rel}: no numbered equation found"
+    if viewport["width"] < 720:       # on a phone the number sits above the equation, which keeps the full width
+        beside = [i for i, _, _, above in found if not above]
+        assert not beside, f"{rel} at {viewport['width']} px: numbers beside their equation, not above: {beside}"
+    untypeset = [i for i, area, _, _ in found if area < 0]
+    hidden = [i for i, _, width, _ in found if width < 5]
+    covered = [(i, round(area)) for i, area, _, _ in found if area > 1]
+    assert not untypeset and not hidden, f"{rel}: equations not typeset {untypeset} or numbers invisible {hidden}"
+    assert not covered, f"{rel} at {viewport['width']} px: equation numbers overlap their equation (px^2): {covered}"
+
 
 def test_desktop_menu_button_collapses_sidebar(browser, server):
     page, errors = _open(browser, server, "notebooks/01_ito_processes.html")
@@ -302,6 +302,24 @@ def test_desktop_menu_button_collapses_sidebar(browser, server):
         _visible_toggle(page, "primary-toggle").click()
         page.wait_for_timeout(600)
         assert _in_view(page, ".bd-sidebar-primary"), "the menu button did not bring the sidebar back"
+        assert not errors, f"console errors: {errors}"
+    finally:
+        page.close()
+
+
+def test_phone_figures_open_at_full_size(browser, server):
+    """At phone width every figure's image links to its PNG (one tap shows it alone, zoomable);
+    the explorers' frames are not links (their controls swap the image)."""
+    page, errors = _open(browser, server, "notebooks/02_fokker_planck.html", PHONE)
+    try:
+        links = page.evaluate("""() => Array.from(document.querySelectorAll('article figure img'))
+              .filter(i => !i.closest('.diffedu-static-explorer'))
+              .map(i => { const a = i.closest('a'); return a ? a.href : null; })""")
+        assert len(links) >= 3 and all(links), links
+        assert all(href.split("?")[0].endswith(".png") for href in links), links
+        first = links[0].split("/_images/")[-1]
+        assert (SITE / "_images" / first).stat().st_size > 5000
+        assert page.locator(".diffedu-static-explorer a img").count() == 0
         assert not errors, f"console errors: {errors}"
     finally:
         page.close()

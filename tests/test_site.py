@@ -57,6 +57,16 @@ def test_no_raw_dollar_math(ch1):
     assert "$$" not in text
 
 
+@pytest.mark.parametrize("page", ["01_ito_processes", "03_reverse_sde", "06_wkb_likelihood", "07_flows_and_bridges"])
+def test_no_id_used_twice_on_a_page(page):
+    """Every id of a chapter page is unique (sphinx-exercise repeats exercise-content and solution-content)."""
+    html = (SITE / "notebooks" / f"{page}.html").read_text()
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    assert not twice, twice
+    assert len([i for i in ids if i.endswith("-content")]) >= 8          # the exercises' and solutions' bodies
+
+
 def test_exercises_with_collapsed_solutions(ch1):
     assert ch1.count('class="exercise admonition"') >= 4
     assert len(re.findall(r'class="solution dropdown admonition', ch1)) >= 4
