@@ -13,7 +13,8 @@ whose two factors are fixed by the marginals (the Schrödinger system).  Between
 :math:`p_t = \hat\varphi_t\,\varphi_t` with :math:`\hat\varphi_t = a * N(0, \varepsilon t)` solving the forward
 heat equation and :math:`\varphi_t = b * N(0, \varepsilon(1-t))` the backward one, and the bridge is the
 Markov process :math:`dX = u_t(X)\,dt + \sqrt\varepsilon\,dW` with drift
-:math:`u_t = \varepsilon\,\partial_x\log\varphi_t = (E[X_1\,|\,X_t = x] - x)/(1 - t)`.
+:math:`u_t = \varepsilon\,\partial_x\log\varphi_t`, which is
+:math:`(E[X_1\,|\,X_t = x] - x)/(1 - t)`.
 
 * :func:`gaussian_bridge` — the closed form for :math:`p_0 = N(m_0, v_0)`, :math:`p_1 = N(m_1, v_1)`: the
   coupling's covariance solves :math:`c^2 + \varepsilon c = v_0 v_1`, and every marginal is Gaussian.

@@ -494,6 +494,7 @@ class SpectralFP:
     dq_dhbar: torch.Tensor | None  #: its hbar-derivative at hbar = 0 (shape of q), if ``tangent=True``
     nfe: int                 #: right-hand-side evaluations of the time integrator
     d2q_dhbar2: torch.Tensor | None = None  #: its second hbar-derivative at hbar = 0, if ``second=True``
+    t: float | None = None   #: the time of the fields: ``t_min``, or ``until`` when the solve stopped earlier
 
     @property
     def slope(self) -> torch.Tensor:
@@ -522,8 +523,9 @@ class SpectralFP:
 
 
 def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 1, half_width: float = 8.0,
-                              cells: int = 256, tangent: bool = False, second: bool = False, prior_logp=None,
-                              rtol: float = 1e-9, atol: float = 1e-12, batch: int = 65_536) -> SpectralFP:
+                              cells=256, refine_at=(), tangent: bool = False, second: bool = False, prior_logp=None,
+                              rtol: float = 1e-9, atol: float = 1e-12, batch: int = 65_536, initial=None,
+                              until=None) -> SpectralFP:
     r"""The sampler's density :math:`q^\hbar_{t_{\min}}` in 1-D or 2-D by a Fourier pseudo-spectral
     method, and optionally its :math:`\hbar`-derivative at :math:`\hbar = 0` (book: Chapter 6, {eq}`eq-fp-tangent`).
 
@@ -551,6 +553,16 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     (``ValueError`` otherwise) and a warning is raised if the result is not.  The diffusion term
     is integrated explicitly, so the cost grows like :math:`\hbar\,{\rm cells}^2` steps: this is a
     tool for small :math:`\hbar`; use :func:`sampler_marginal` for :math:`\hbar` of order one.
+
+    Grid refinement: the density sharpens as :math:`t` falls, so the grid may too.  ``cells`` may be an
+    increasing sequence of even sizes with ``refine_at`` the decreasing times (inside :math:`(t_{\min}, T)`) at
+    which the solve moves from one to the next; the fields are carried over by Fourier interpolation (zero
+    padding of their spectra, exact for fields resolved on the coarser grid), and the result lives on the finest.
+    A solve can be continued: ``until`` (a time in :math:`(t_{\min}, T)`) stops it early, and ``initial`` (a
+    :class:`SpectralFP` with its time ``t``, on the grid that ``half_width`` and the first ``cells`` define, with
+    the derivatives that ``tangent``/``second`` ask for) starts it from those fields instead of the prior, e.g. after
+    the caller has moved them to another box.
+
     In 2-D the score is called on the ``cells**2`` grid points (float64, on the CPU) in batches of at
     most ``batch`` rows, and its output is brought back to float64 on the CPU; to run a network on a
     GPU, pass ``lambda x, t: net(x.to("cuda"), t.to("cuda"))``.
@@ -564,14 +576,19 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     _checks.callable_(score, "score", sig)
     hbar = _checks.hbar(hbar)
     half_width = _checks.real(half_width, "half_width", low=0.0, high=_checks.SCALE_MAX, low_open=True)
-    cells = _checks.positive_int(cells, "cells", low=16)
-    _checks.memory(8 * 40 * cells ** d, "cells")       # the Dormand-Prince stages and the fields: ~40 grids
-    if cells % 2:
-        raise ValueError(f"cells must be even (a Fourier grid), got {cells}")
     if not isinstance(tangent, bool):
         raise TypeError(f"tangent must be True or False, got {type(tangent).__name__}")
     _checks.flag(second, "second")
     tangent = tangent or second
+    if initial is not None and not isinstance(initial, SpectralFP):
+        raise TypeError("initial must be a SpectralFP (a result of sampler_marginal_spectral), "
+                        f"got {type(initial).__name__}")
+    t_from = sde.T if initial is None else _checks.real(initial.t if initial.t is not None else math.nan, "initial.t",
+                                                          low=sde.t_min, high=sde.T, low_open=True)
+    t_to = sde.t_min if until is None else _checks.real(until, "until", low=sde.t_min, high=sde.T, high_open=True)
+    if t_to >= t_from:
+        raise ValueError(f"until={t_to:g} must come before the start time {t_from:g} (the solve runs towards t_min)")
+    sizes = _refinement(cells, refine_at, t_from, t_to, d)
     if second and hbar != 0.0:
         raise ValueError(f"second=True gives the second derivative at hbar = 0 and needs hbar = 0, got hbar={hbar:g}")
     if tangent and hbar != 0.0:
@@ -580,45 +597,25 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     atol = _checks.tolerance(atol, "atol")
     batch = _checks.positive_int(batch, "batch")
 
-    h = 2.0 * half_width / cells
-    x = -half_width + h * torch.arange(cells, dtype=torch.float64)
-    shape = (cells,) * d
-    X = _grid_points(x, d)                                          # (cells**d, d), rows in q.reshape(-1) order
-    # wave numbers of rfftn: full frequencies on the leading axes, half on the last; the Nyquist mode has
-    # no odd derivative on the grid
-    ks, iks = [], []
-    for a in range(d):
-        last = a == d - 1
-        freq = torch.fft.rfftfreq if last else torch.fft.fftfreq
-        k = 2.0 * math.pi * freq(cells, d=h, dtype=torch.float64)      # float64: float32 frequencies cost 1e-8
-        ik = 1j * k
-        ik[-1 if last else cells // 2] = 0.0
-        view = [1] * d
-        view[a] = -1
-        ks.append(k.reshape(view))
-        iks.append(ik.reshape(view))
-    k2 = sum(k * k for k in ks)
     dims = tuple(range(d))
+    g = _FourierGrid(sizes[0][0], half_width, d)
 
     def hat_div(vs):
         """Fourier coefficients of the divergence of the field with components vs (each of shape `shape`)."""
-        return sum(ik * torch.fft.rfftn(v, dim=dims) for ik, v in zip(iks, vs))
+        return sum(ik * torch.fft.rfftn(v, dim=dims) for ik, v in zip(g.iks, vs))
 
     def back(w_hat):
-        return torch.fft.irfftn(w_hat, s=shape, dim=dims)
+        return torch.fft.irfftn(w_hat, s=g.shape, dim=dims)
 
-    logp = (prior_logp if prior_logp is not None else sde.prior_logp)(X)
-    n = X.shape[0]
-    if not isinstance(logp, torch.Tensor) or logp.shape not in ((n,), (n, 1)):
-        raise ValueError(f"prior_logp(x) must return a tensor of shape ({n},) for x of shape ({n}, {d})")
-    q_T = (logp.reshape(shape).to(torch.float64) - logp.max()).exp()
-    edge = _boundary_max(q_T)                                       # q_T peaks at 1 here
-    if edge > 1e-12:
-        raise ValueError(f"half_width={half_width:g} is too small: the prior at the edge of the box is "
-                         f"{edge:.1e} of its peak (needs < 1e-12 on the periodic box)")
-    q_T = q_T / (q_T.sum() * h ** d)
+    if initial is None:
+        y = (_prior_on(g, sde, prior_logp, half_width, d)[None],)
+        y = y + ((torch.zeros_like(y[0]),) * (1 + second) if tangent else ())
+    else:
+        y = _initial_fields(initial, g, d, tangent, second, prior_logp)
 
     def fields(t):
+        X, shape = g.X, g.shape
+        n = X.shape[0]
         tv = torch.full((n,), t, dtype=torch.float64)
         parts = []
         for lo in range(0, n, batch):
@@ -638,7 +635,7 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
         # at hbar = 0, d + 2 at hbar > 0):
         # the Laplacian only for hbar > 0 or the tangent, and the tangent's two divergences are one (linearity)
         f, s, g2 = fields(t)
-        q = y[0][0]
+        q, k2 = y[0][0], g.k2
         dq_hat = -hat_div([(fa - 0.5 * (1.0 + hbar) * g2 * sa) * q for fa, sa in zip(f, s)])
         lap_q_hat = -k2 * torch.fft.rfftn(q, dim=dims) if (hbar > 0.0 or tangent) else None
         if hbar > 0.0:
@@ -658,12 +655,17 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
                   + g2 * k2 * torch.fft.rfftn(u, dim=dims))
         return dq[None], du[None], dv[None]
 
-    y0 = (q_T[None],) + ((torch.zeros_like(q_T)[None],) * (1 + second) if tangent else ())
-    y, stats = dopri5(rhs, sde.T, sde.t_min, y0, rtol=rtol, atol=atol, max_steps=1_000_000,
-                      name="sampler_marginal_spectral")
+    nfe = 0
+    for stage, (size, t_a, t_b) in enumerate(sizes):
+        if stage:
+            g = _FourierGrid(size, half_width, d)
+            y = tuple(_fourier_pad(w[0], size)[None] for w in y)
+        y, stats = dopri5(rhs, t_a, t_b, y, rtol=rtol, atol=atol, max_steps=1_000_000,
+                          name="sampler_marginal_spectral")
+        nfe += stats.nfe
     q = y[0][0]
-    result = SpectralFP(x=x, q=q, dq_dhbar=y[1][0] if tangent else None, nfe=stats.nfe,
-                        d2q_dhbar2=y[2][0] if second else None)
+    result = SpectralFP(x=g.x, q=q, dq_dhbar=y[1][0] if tangent else None, nfe=nfe,
+                        d2q_dhbar2=y[2][0] if second else None, t=t_to)
     low = float(q.min()) / float(q.max())
     if result.edge > 1e-8 or low < -1e-8:
         warnings.warn(f"the density reaches the edge of the box or turns negative (edge {result.edge:.1e}, "
@@ -680,3 +682,99 @@ def _grid_points(x: torch.Tensor, d: int) -> torch.Tensor:
 def _boundary_max(w: torch.Tensor) -> float:
     """The largest ``|w|`` on the first and last grid line of every axis."""
     return max(float(w.select(a, i).abs().max()) for a in range(w.dim()) for i in (0, -1))
+
+
+class _FourierGrid:
+    """The periodic grid of :func:`sampler_marginal_spectral` with ``cells`` points per axis on ``[-L, L)^d``:
+    points ``x``, rows ``X`` (``indexing="ij"``), and the wave numbers of ``rfftn`` (full frequencies on the
+    leading axes, half on the last; the Nyquist mode gets no odd derivative)."""
+
+    def __init__(self, cells: int, half_width: float, d: int):
+        self.h = 2.0 * half_width / cells
+        self.x = -half_width + self.h * torch.arange(cells, dtype=torch.float64)
+        self.shape = (cells,) * d
+        self.X = _grid_points(self.x, d)                                 # (cells**d, d), rows in q.reshape(-1) order
+        ks, self.iks = [], []
+        for a in range(d):
+            last = a == d - 1
+            freq = torch.fft.rfftfreq if last else torch.fft.fftfreq
+            k = 2.0 * math.pi * freq(cells, d=self.h, dtype=torch.float64)   # float64: float32 frequencies cost 1e-8
+            ik = 1j * k
+            ik[-1 if last else cells // 2] = 0.0
+            view = [1] * d
+            view[a] = -1
+            ks.append(k.reshape(view))
+            self.iks.append(ik.reshape(view))
+        self.k2 = sum(k * k for k in ks)
+
+
+def _fourier_pad(w: torch.Tensor, cells: int) -> torch.Tensor:
+    """The trigonometric interpolant of the periodic grid function ``w`` (``m`` points per axis on ``[-L, L)``)
+    sampled on the finer grid of ``cells`` points per axis: its spectrum zero-padded.  The Nyquist coefficient of
+    an axis is split evenly between +/- the Nyquist frequency, so the interpolant stays real."""
+    m = w.shape[0]
+    c = torch.fft.fftn(w.to(torch.complex128))
+    for a in range(w.dim()):
+        lo, nyq, hi = c.narrow(a, 0, m // 2), c.narrow(a, m // 2, 1), c.narrow(a, m // 2 + 1, m // 2 - 1)
+        pad = list(c.shape)
+        pad[a] = cells - m - 1
+        c = torch.cat([lo, 0.5 * nyq, c.new_zeros(pad), 0.5 * nyq, hi], dim=a)
+    return torch.fft.ifftn(c).real * (cells / m) ** w.dim()
+
+
+def _prior_on(g: _FourierGrid, sde: SDE, prior_logp, half_width: float, d: int) -> torch.Tensor:
+    """The prior density on the grid ``g``, normalised; ``ValueError`` unless it is below 1e-12 of its peak on the
+    box's edge (the periodic box must hold it)."""
+    logp = (prior_logp if prior_logp is not None else sde.prior_logp)(g.X)
+    n = g.X.shape[0]
+    if not isinstance(logp, torch.Tensor) or logp.shape not in ((n,), (n, 1)):
+        raise ValueError(f"prior_logp(x) must return a tensor of shape ({n},) for x of shape ({n}, {d})")
+    q_T = (logp.reshape(g.shape).to(torch.float64) - logp.max()).exp()
+    edge = _boundary_max(q_T)                                       # q_T peaks at 1 here
+    if edge > 1e-12:
+        raise ValueError(f"half_width={half_width:g} is too small: the prior at the edge of the box is "
+                         f"{edge:.1e} of its peak (needs < 1e-12 on the periodic box)")
+    return q_T / (q_T.sum() * g.h ** d)
+
+
+def _initial_fields(initial: SpectralFP, g: _FourierGrid, d: int, tangent: bool, second: bool, prior_logp):
+    """The state ``(q, u[, v])`` of a continued solve, from ``initial``, checked against the grid ``g``."""
+    if prior_logp is not None:
+        raise ValueError("give prior_logp or initial, not both (a continued solve starts from initial's fields)")
+    if tuple(initial.q.shape) != g.shape or initial.x.shape != g.x.shape or \
+            float((initial.x.to(torch.float64) - g.x).abs().max()) > 1e-9 * float(g.x.abs().max()):
+        raise ValueError(f"initial must live on the grid of half_width and the first cells ({g.x.shape[0]} points "
+                         f"per axis from {float(g.x[0]):g}, dim={d}), got q of shape {tuple(initial.q.shape)}")
+    need = [("q", initial.q)] + ([("dq_dhbar", initial.dq_dhbar)] if tangent else []) \
+        + ([("d2q_dhbar2", initial.d2q_dhbar2)] if second else [])
+    for name, w in need:
+        if w is None:
+            raise ValueError(f"initial has no {name}, which tangent/second ask for")
+        if tuple(w.shape) != g.shape or not bool(torch.isfinite(w).all()):
+            raise ValueError(f"initial.{name} must be finite and of shape {g.shape}")
+    return tuple(w.to(torch.float64)[None] for _, w in need)
+
+
+def _refinement(cells, refine_at, t_from: float, t_to: float, d: int):
+    """Check ``cells`` (an even size, or an increasing sequence of them) and ``refine_at`` (the decreasing times
+    inside (t_to, t_from) at which the grid moves to the next size) and return the stages ``[(size, t_a, t_b)]``."""
+    sizes = [cells] if isinstance(cells, int) or not hasattr(cells, "__len__") else list(cells)
+    if not sizes:
+        raise ValueError("cells must be an even grid size or a non-empty increasing sequence of them, got []")
+    sizes = [_checks.positive_int(c, "cells", low=16) for c in sizes]
+    for c in sizes:
+        if c % 2:
+            raise ValueError(f"cells must be even (a Fourier grid), got {c}")
+    if any(b <= a for a, b in zip(sizes, sizes[1:])):
+        raise ValueError(f"cells must increase from stage to stage (the grid is refined as t falls), got {sizes}")
+    _checks.memory(8 * 40 * sizes[-1] ** d, "cells")        # the Dormand-Prince stages and the fields: ~40 grids
+    if not hasattr(refine_at, "__len__") or isinstance(refine_at, (str, torch.Tensor)):
+        raise TypeError(f"refine_at must be a sequence of times, got {type(refine_at).__name__}")
+    times = [_checks.real(t, "refine_at", low=t_to, high=t_from, low_open=True, high_open=True) for t in refine_at]
+    if len(times) != len(sizes) - 1:
+        raise ValueError(f"refine_at must hold one time per refinement, len(cells) - 1 = {len(sizes) - 1}, "
+                         f"got {len(times)}")
+    if any(b >= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"refine_at must decrease (the solve runs from T down to t_min), got {times}")
+    edges = [t_from] + times + [t_to]
+    return [(c, edges[i], edges[i + 1]) for i, c in enumerate(sizes)]
