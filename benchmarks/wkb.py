@@ -16,12 +16,15 @@ Two jobs (a benchmark, not a test; Chapter 6 loads the table it writes):
     against the WKB correction, by number of grid points (seconds).
 ``--tangent-2d N [N ...]`` Swiss roll / simple: the 2-D Fokker–Planck tangent and second derivative, finest grid
     N x N, in four nested boxes (``tangent_2d``), Fourier-interpolated to the 1000 test points, against the
-    table's WKB slopes; adds ``tangent_2d`` to the JSON.  NOT YET CONVERGED on a CPU (stop 34): the network's
-    flow far from the data carries prior mass outward and compresses it into a ring near radius 4.1 by t = 0.3
-    (about 4e-3 of the peak density); the first box rings there (negative lobes of -1.8e-4 of the peak at both
-    96^2 and 192^2 points), so the later boxes start from a perturbed field.  The ring lies off the test points'
-    characteristics; an absorbing layer there (a sink term) or a finer first box on a GPU are the next things to
-    try.  Cost: an earlier three-box plan took 159 s at 256^2 on two cores (half of it in the last box).
+    table's WKB slopes; adds ``tangent_2d`` to the JSON.  NOT CONVERGED on a CPU (stop 34).  Measured on the
+    first box alone (t from 1 to 0.45 on [-6.4, 6.4)^2, prior cut smoothly at radius 4.6, the network's score
+    blended into the zero-velocity reference at 5.6, sink rate 30 beyond 5.3): the network's reverse flow
+    carries prior mass outward (radial velocity up to +9 at radius 5.5, t = 0.6) and gathers it at radius
+    3.5-4 (up to 6e-3 of the peak density, where the prior has 1e-3); the negative lobes inside radius 4 shrink
+    only algebraically, -1.5e-5, -7.2e-6, -2.4e-6 of the peak at 128^2, 192^2, 256^2 points (-6.9e-5 to
+    -4.8e-5 at the sink's edge), and 256^2 took 202 s for that box alone on two cores.  Without the sink the
+    mass piles up where the velocity is blended to zero (3e-3 of the peak at radius 5.5-6, lobes of -4e-4).
+    A converged run needs finer grids than a two-core CPU affords (a GPU: ``--device cuda``).
 ``--dx-study`` the finite-difference method at spacings 0.01, 0.005, 0.0025 on the four 25-Gaussian/simple
     points where it differs most from the exact method; adds ``dx_study`` to the JSON.
 
@@ -185,13 +188,17 @@ def fourier_at(w, x_axis, pts):
 
 def _stage_plan(cells):
     """The nested boxes of the 2-D Swiss-roll solve at finest resolution ``cells`` (see ``tangent_2d``), one
-    ``(t_from, t_to, half_width, grid sizes, refine_at, (blend centre, width), (window centre, width))`` per stage:
-    the score is the network's inside the blend and the zero-velocity reference outside it; the window multiplies
-    the fields moved in from the previous stage (none for the first, which starts from the prior)."""
-    return [(1.0, 0.3, 8.0, [cells // 4], [], (5.0, 0.25), None),
-            (0.3, 0.1, 4.5, [cells // 4], [], (4.0, 0.12), (4.1, 0.08)),
-            (0.1, 0.03, 3.8, [cells // 2], [], (3.1, 0.08), (3.25, 0.1)),
-            (0.03, None, 3.3, [cells], [], (2.8, 0.08), (2.9, 0.06))]
+    ``(t_from, t_to, half_width, grid sizes, refine_at, blend, window, sink)`` per stage, each of the last three a
+    smooth step ``(centre, width)``: the score is the network's inside the blend and the zero-velocity reference
+    outside it; the window multiplies the prior (first stage) or the fields moved in from the previous stage; the
+    sink removes mass outside its step at rate ``SINK``."""
+    return [(1.0, 0.45, 6.4, [cells // 2], [], (5.6, 0.15), (4.6, 0.17), (5.3, 0.15)),
+            (0.45, 0.1, 4.8, [cells // 2], [], (4.1, 0.12), (4.0, 0.12), (4.3, 0.1)),
+            (0.1, 0.03, 3.8, [cells // 2], [], (3.2, 0.1), (3.15, 0.1), (3.4, 0.08)),
+            (0.03, None, 3.3, [cells], [], (2.7, 0.06), (2.6, 0.06), (2.85, 0.06))]
+
+
+SINK = 30.0
 
 
 def _smooth_step(r, centre, width):
@@ -216,14 +223,16 @@ def tangent_2d(cells=(384, 512), data="swiss_roll", schedule="simple", device="c
 
     At hbar = 0 the equations for q, its tangent u and second derivative v are transport equations along the
     probability-flow characteristics: their values at a test point depend only on the fields along that point's
-    characteristic.  The characteristics of the 1000 test points stay inside radius 3.73 for all t, 2.61 for
-    t <= 0.1, 2.27 for t <= 0.03 (traced here, and asserted), while the network's score far from the data is wild
-    (|F| up to 600 at radius 8) and sets an explicit step of ~1e-5 on the prior's box [-8, 8)^2.  So the solve
-    runs in three nested boxes (``_stage_plan``): in each, the score is the network's inside a flow radius above
-    the characteristics' reach and blends smoothly into s_ref = 2 f / g^2 (zero velocity) outside it, the prior is
-    cut off smoothly beyond it, and at each move to a smaller box the fields are Fourier-interpolated and
-    multiplied by a smooth window that is 1 to 1e-12 where the characteristics run.  None of this changes q, u, v
-    at the test points (domain of dependence); the grid error is the difference between the two finest ``cells``.
+    characteristic.  The characteristics of the 1000 test points stay inside radius 3.73 for all t, 3.4 for
+    t <= 0.45, 2.61 for t <= 0.1, 2.27 for t <= 0.03 (traced here, and asserted), while the network's velocity far
+    from the data is wild (|F| up to 600 at radius 8) and would set the explicit step on the prior's box
+    [-8, 8)^2.  So the solve runs in four nested boxes (``_stage_plan``): in each, the score is the network's inside
+    a blend radius beyond the characteristics' reach and turns smoothly into s_ref = 2 f / g^2 (zero velocity)
+    outside it, a sink removes the mass the network's flow carries out there, the prior is cut off smoothly, and
+    at each move to a smaller box the fields are Fourier-interpolated and multiplied by a smooth window; every
+    step is 1 to 1e-12 where the characteristics run.  None of this changes q, u, v at the test points (domain of
+    dependence); the grid error is the difference between the two finest ``cells``.  See the module docstring for
+    why the result is not converged yet.
     Adds ``tangent_2d`` to the JSON.
     """
     import copy
@@ -260,8 +269,8 @@ def tangent_2d(cells=(384, 512), data="swiss_roll", schedule="simple", device="c
         y, _ = dopri5(lambda t, yy: (velocity(yy[0], t),), t_to or sde.t_min, t_from, y, rtol=1e-7, atol=1e-9,
                       on_step=on_step)
         reach.insert(0, float(r.max()))
-    for (t_from, _, _, _, _, blend, window), got in zip(plan, reach):        # 1 - 1e-12 or closer there
-        for centre, width in (blend,) + ((window,) if window else ()):
+    for (t_from, _, _, _, _, *steps), got in zip(plan, reach):        # 1 - 1e-12 or closer there
+        for centre, width in steps:
             assert got < centre - 5 * width, \
                 f"characteristics reach {got:.2f} for t <= {t_from}: beyond {centre, width}"
     print("characteristics reach (per stage, from t = T):", [round(v, 2) for v in reach], flush=True)
@@ -282,7 +291,8 @@ def tangent_2d(cells=(384, 512), data="swiss_roll", schedule="simple", device="c
 
     keep = torch.isfinite(wkb) & torch.isfinite(logp)
     study = {"model": key, "device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-             "reach": reach, "stages": [list(p[:3]) + [p[5], p[6]] for p in plan], "cells": [], "seconds": [],
+             "reach": reach, "stages": [list(p[:3]) + list(p[5:]) for p in plan], "sink_rate": SINK,
+             "cells": [], "seconds": [],
              "nfe": [],
              "first_corr_wkb": float(-wkb[keep].mean()), "first_corr_tangent": [], "median_abs_diff": [],
              "max_abs_diff": [], "median_rel_diff": [], "max_logq_diff": [], "second_coefficient": [],
@@ -291,8 +301,11 @@ def tangent_2d(cells=(384, 512), data="swiss_roll", schedule="simple", device="c
     for n in cells:
         t0 = time.perf_counter()
         state, nfe = None, []
-        for t_from, t_to, L, sizes, refine_at, blend, window in _stage_plan(n):
-            if state is not None:                                # move the fields to this stage's box
+        for t_from, t_to, L, sizes, refine_at, blend, window, sink in _stage_plan(n):
+            prior = None
+            if state is None:
+                prior = lambda z, w=window: sde.prior_logp(z) + torch.log(_smooth_step(z.norm(dim=1), *w))
+            else:                                # move the fields to this stage's box
                 g = -L + 2.0 * L / sizes[0] * torch.arange(sizes[0], dtype=torch.float64)
                 win = _smooth_step(_grid_points(g, 2).norm(dim=1), *window).reshape(sizes[0], sizes[0])
                 move = lambda w: fourier_regrid(w, state.x, g) * win
@@ -300,7 +313,8 @@ def tangent_2d(cells=(384, 512), data="swiss_roll", schedule="simple", device="c
                                    d2q_dhbar2=move(state.d2q_dhbar2), t=t_from)
             state = sampler_marginal_spectral(sde, stage_score(blend), 0.0, dim=2, half_width=L, cells=sizes,
                                               refine_at=refine_at, second=True, initial=state, until=t_to,
-                                              rtol=1e-6, atol=1e-10, batch=1 << 16)
+                                              prior_logp=prior, rtol=1e-6, atol=1e-10, batch=1 << 16,
+                                              sink=lambda z, k=sink: SINK * (1.0 - _smooth_step(z.norm(dim=1), *k)))
             edge = max(float(state.q[i].abs().max()) for i in (0, -1)) + max(float(state.q[:, i].abs().max())
                                                                                 for i in (0, -1))
             print(f"  {n}: stage to t = {state.t:g} on [-{L:g}, {L:g})^2, cells {sizes}: nfe {state.nfe}, "

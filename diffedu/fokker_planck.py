@@ -525,7 +525,7 @@ class SpectralFP:
 def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 1, half_width: float = 8.0,
                               cells=256, refine_at=(), tangent: bool = False, second: bool = False, prior_logp=None,
                               rtol: float = 1e-9, atol: float = 1e-12, batch: int = 65_536, initial=None,
-                              until=None) -> SpectralFP:
+                              until=None, sink=None) -> SpectralFP:
     r"""The sampler's density :math:`q^\hbar_{t_{\min}}` in 1-D or 2-D by a Fourier pseudo-spectral
     method, and optionally its :math:`\hbar`-derivative at :math:`\hbar = 0` (book: Chapter 6, {eq}`eq-fp-tangent`).
 
@@ -562,6 +562,12 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     :class:`SpectralFP` with its time ``t``, on the grid that ``half_width`` and the first ``cells`` define, with
     the derivatives that ``tangent``/``second`` ask for) starts it from those fields instead of the prior, e.g. after
     the caller has moved them to another box.
+
+    ``sink(x)``, if given, is a rate :math:`\kappa(x) \ge 0` (a tensor ``(n,)`` for the grid rows ``x``) at which
+    the sampler loses mass as it runs towards :math:`t_{\min}`: :math:`\kappa q` (and :math:`\kappa u`,
+    :math:`\kappa v`) joins the right-hand sides.  At :math:`\hbar = 0` the equations are transport along the
+    probability-flow characteristics, so a sink off the characteristics of the points one wants leaves their
+    values unchanged; it keeps mass that a network's flow carries far from the data from piling up there.
 
     In 2-D the score is called on the ``cells**2`` grid points (float64, on the CPU) in batches of at
     most ``batch`` rows, and its output is brought back to float64 on the CPU; to run a network on a
@@ -607,6 +613,18 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     def back(w_hat):
         return torch.fft.irfftn(w_hat, s=g.shape, dim=dims)
 
+    def sink_on(grid):
+        if sink is None:
+            return None
+        k = _checks.call(sink, "sink", "sink(x) -> tensor (n,) of rates >= 0", grid.X)
+        if not isinstance(k, torch.Tensor) or tuple(k.shape) != (grid.X.shape[0],) or \
+                not bool(torch.isfinite(k).all()) or bool((k < 0).any()):
+            raise ValueError(f"sink(x) must return finite rates >= 0 of shape ({grid.X.shape[0]},)")
+        return k.to(torch.float64).reshape(grid.shape)
+
+    if sink is not None:
+        _checks.callable_(sink, "sink", "sink(x) -> tensor (n,) of rates >= 0")
+    kappa = sink_on(g)
     if initial is None:
         y = (_prior_on(g, sde, prior_logp, half_width, d)[None],)
         y = y + ((torch.zeros_like(y[0]),) * (1 + second) if tangent else ())
@@ -641,24 +659,31 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
         if hbar > 0.0:
             dq_hat = dq_hat - 0.5 * hbar * g2 * lap_q_hat
         dq = back(dq_hat)
+        if kappa is not None:               # t runs down: +kappa q here is a loss as the sampler runs
+            dq = dq + kappa * q
         if not tangent:
             return (dq[None],)
         u = y[1][0]
         # du = -div(F_0 u) + g^2/2 [div(s q) - lap q],  F_0 = f - g^2 s / 2
         du = back(-hat_div([(fa - 0.5 * g2 * sa) * u - 0.5 * g2 * sa * q for fa, sa in zip(f, s)])
                   - 0.5 * g2 * lap_q_hat)
+        if kappa is not None:
+            du = du + kappa * u
         if not second:
             return dq[None], du[None]
         v = y[2][0]
         # dv = -div(F_0 v) + g^2 [div(s u) - lap u]: 2 L_1 u
         dv = back(-hat_div([(fa - 0.5 * g2 * sa) * v - g2 * sa * u for fa, sa in zip(f, s)])
                   + g2 * k2 * torch.fft.rfftn(u, dim=dims))
+        if kappa is not None:
+            dv = dv + kappa * v
         return dq[None], du[None], dv[None]
 
     nfe = 0
     for stage, (size, t_a, t_b) in enumerate(sizes):
         if stage:
             g = _FourierGrid(size, half_width, d)
+            kappa = sink_on(g)
             y = tuple(_fourier_pad(w[0], size)[None] for w in y)
         y, stats = dopri5(rhs, t_a, t_b, y, rtol=rtol, atol=atol, max_steps=1_000_000,
                           name="sampler_marginal_spectral")

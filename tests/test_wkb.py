@@ -233,7 +233,8 @@ def test_spectral_grid_refinement_and_continuation():
         a, b = getattr(one, name), getattr(staged, name)
         assert float((a - b).abs().max()) < tol * float(a.abs().max()), name
     # a coarse 32-point start would not do: the mixture's modes at t = 0.1 need more points (a wrong result shows)
-    coarse = sampler_marginal_spectral(sde, score, 0.0, tangent=True, cells=[32, 256], refine_at=[0.1])
+    with pytest.warns(RuntimeWarning, match="turns negative"):             # and the solver says so
+        coarse = sampler_marginal_spectral(sde, score, 0.0, tangent=True, cells=[32, 256], refine_at=[0.1])
     assert float((coarse.dq_dhbar - one.dq_dhbar).abs().max()) > 1e-4 * float(one.dq_dhbar.abs().max())
     half = sampler_marginal_spectral(sde, score, 0.0, second=True, cells=[64, 128], refine_at=[0.5], until=0.1)
     assert half.t == 0.1 and half.q.shape == (128,)
@@ -250,6 +251,39 @@ def test_spectral_grid_refinement_and_continuation():
     F = lambda a, b: f(a) * torch.sin(2 * math.pi * b / 3) + torch.cos(math.pi * (a + b))                # noqa: E731
     grid = lambda z: torch.meshgrid(z, z, indexing="ij")                                                 # noqa: E731
     assert float((_fourier_pad(F(*grid(x)), 40) - F(*grid(xf))).abs().max()) < 1e-13
+
+
+def test_spectral_sink():
+    """A uniform sink rate k scales q, u and v by exp(-k (T - t_min)) and leaves the slope; a sink far from
+    where the density lives changes nothing there; one on the data does."""
+    from diffedu.fokker_planck import sampler_marginal_spectral
+
+    m = GaussianModel1D(v0=0.5, eps=0.1, beta=2.0, T=3.0, prior_var=1.0)
+    kw = dict(prior_logp=m.prior_logp, cells=128, second=True)
+    base = sampler_marginal_spectral(m.sde, m.score, 0.0, **kw)
+    flat = sampler_marginal_spectral(m.sde, m.score, 0.0, sink=lambda x: torch.full((x.shape[0],), 0.4), **kw)
+    factor = math.exp(-0.4 * (m.sde.T - m.sde.t_min))
+    for name in ("q", "dq_dhbar", "d2q_dhbar2"):
+        a, b = getattr(base, name), getattr(flat, name)
+        assert float((b - factor * a).abs().max()) < 1e-7 * float(a.abs().max()), name
+    # the wrong sign (a source) would give exp(+0.4 (T - t_min)): 3.3 instead of 0.3
+    assert abs(float(flat.q.sum() / base.q.sum()) - factor) < 1e-7
+    inner = base.x.abs() <= 1.5                            # their paths stay inside |x| < 3
+    far = lambda x: 50.0 * torch.special.erfc((7.0 - x[:, 0].abs()) / 0.25)           # noqa: E731  smooth, off |x| < 5
+    off = sampler_marginal_spectral(m.sde, m.score, 0.0, sink=far, **kw)
+    assert float(off.q.sum() / base.q.sum()) < 1.0 - 1e-12                          # it did remove mass
+    assert float((off.slope - base.slope)[inner].abs().max()) < 1e-6 * float(base.slope[inner].abs().max())
+    near = lambda x: 0.3 * torch.exp(-4.0 * x[:, 0] ** 2)                            # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # the hole it digs is compressed: ringing of 2e-4
+        on = sampler_marginal_spectral(m.sde, m.score, 0.0, sink=near, **kw)
+    assert float((on.q - base.q)[inner].abs().max()) > 1e-2 * float(base.q.max())
+    for bad in (lambda x: -torch.ones(x.shape[0]), lambda x: torch.ones(x.shape[0], 2),
+                lambda x: torch.full((x.shape[0],), float("nan"))):
+        with pytest.raises(ValueError, match="sink"):
+            sampler_marginal_spectral(m.sde, m.score, 0.0, sink=bad, **kw)
+    with pytest.raises(TypeError, match="sink"):
+        sampler_marginal_spectral(m.sde, m.score, 0.0, sink=0.5, **kw)
 
 
 def test_spectral_refinement_rejects_bad_input():
