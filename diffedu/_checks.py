@@ -286,6 +286,13 @@ def scalar_time(t, name: str, *, low: float, high: float) -> torch.Tensor:
     if isinstance(t, torch.Tensor):
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor or a number, got dtype {t.dtype}")
+        if t.numel() == 1:                      # the common case: one number read once (one sync, not four)
+            value = float(t)
+            if not math.isfinite(value):
+                raise ValueError(f"{name} contains non-finite values")
+            if value < low - slack or value > high + slack:
+                raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got values in [{value:g}, {value:g}]")
+            return t.to(torch.float64).clamp(low, high)
         if not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name} contains non-finite values")
         tt = t.to(torch.float64)
