@@ -16,7 +16,7 @@ Two jobs (a benchmark, not a test; Chapter 6 loads the table it writes):
     against the WKB correction, by number of grid points (seconds).
 ``--tangent-2d N [N ...]`` Swiss roll / simple: the 2-D Fokker–Planck tangent and second derivative, finest grid
     N x N, in four nested boxes (``tangent_2d``), Fourier-interpolated to the 1000 test points, against the
-    table's WKB slopes; adds ``tangent_2d`` to the JSON.  NOT CONVERGED on a CPU (stop 34).  Measured on the
+    table's WKB slopes; adds ``tangent_2d`` to the JSON.  NOT CONVERGED on a CPU.  Measured on the
     first box alone (t from 1 to 0.45 on [-6.4, 6.4)^2, prior cut smoothly at radius 4.6, the network's score
     blended into the zero-velocity reference at 5.6, sink rate 30 beyond 5.3): the network's reverse flow
     carries prior mass outward (radial velocity up to +9 at radius 5.5, t = 0.6) and gathers it at radius
@@ -24,7 +24,8 @@ Two jobs (a benchmark, not a test; Chapter 6 loads the table it writes):
     only algebraically, -1.5e-5, -7.2e-6, -2.4e-6 of the peak at 128^2, 192^2, 256^2 points (-6.9e-5 to
     -4.8e-5 at the sink's edge), and 256^2 took 202 s for that box alone on two cores.  Without the sink the
     mass piles up where the velocity is blended to zero (3e-3 of the peak at radius 5.5-6, lobes of -4e-4).
-    A converged run needs finer grids than a two-core CPU affords (a GPU: ``--device cuda``).
+    A converged run needs finer grids than a two-core CPU affords; ``--device cuda`` moves the network
+    to a GPU, while the FFTs and the Dormand–Prince steps stay on the CPU.
 ``--dx-study`` the finite-difference method at spacings 0.01, 0.005, 0.0025 on the four 25-Gaussian/simple
     points where it differs most from the exact method; adds ``dx_study`` to the JSON.
 

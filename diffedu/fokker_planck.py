@@ -558,16 +558,18 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
     increasing sequence of even sizes with ``refine_at`` the decreasing times (inside :math:`(t_{\min}, T)`) at
     which the solve moves from one to the next; the fields are carried over by Fourier interpolation (zero
     padding of their spectra, exact for fields resolved on the coarser grid), and the result lives on the finest.
-    A solve can be continued: ``until`` (a time in :math:`(t_{\min}, T)`) stops it early, and ``initial`` (a
+    A solve can be continued: ``until`` (a time in :math:`[t_{\min}, T)`) stops it early, and ``initial`` (a
     :class:`SpectralFP` with its time ``t``, on the grid that ``half_width`` and the first ``cells`` define, with
     the derivatives that ``tangent``/``second`` ask for) starts it from those fields instead of the prior, e.g. after
-    the caller has moved them to another box.
+    the caller has moved them to another box.  The continued solve must use the same ``sde``, ``score`` and ``hbar``
+    as the first (a ``SpectralFP`` does not record them; not checked).
 
     ``sink(x)``, if given, is a rate :math:`\kappa(x) \ge 0` (a tensor ``(n,)`` for the grid rows ``x``) at which
     the sampler loses mass as it runs towards :math:`t_{\min}`: :math:`\kappa q` (and :math:`\kappa u`,
     :math:`\kappa v`) joins the right-hand sides.  At :math:`\hbar = 0` the equations are transport along the
     probability-flow characteristics, so a sink off the characteristics of the points one wants leaves their
-    values unchanged; it keeps mass that a network's flow carries far from the data from piling up there.
+    values unchanged; it keeps mass that a network's flow carries far from the data from piling up there.  The
+    rate enters the explicit time step: a rate :math:`\kappa` forces steps of about :math:`3/\kappa`.
 
     In 2-D the score is called on the ``cells**2`` grid points (float64, on the CPU) in batches of at
     most ``batch`` rows, and its output is brought back to float64 on the CPU; to run a network on a
@@ -617,9 +619,10 @@ def sampler_marginal_spectral(sde: SDE, score, hbar: float = 0.0, *, dim: int = 
         if sink is None:
             return None
         k = _checks.call(sink, "sink", "sink(x) -> tensor (n,) of rates >= 0", grid.X)
-        if not isinstance(k, torch.Tensor) or tuple(k.shape) != (grid.X.shape[0],) or \
-                not bool(torch.isfinite(k).all()) or bool((k < 0).any()):
-            raise ValueError(f"sink(x) must return finite rates >= 0 of shape ({grid.X.shape[0]},)")
+        if not isinstance(k, torch.Tensor) or tuple(k.shape) != (grid.X.shape[0],) or not k.is_floating_point() \
+                or not bool(torch.isfinite(k).all()) or bool((k < 0).any()):
+            raise ValueError(f"sink(x) must return finite real rates >= 0 (a floating-point tensor) of shape "
+                             f"({grid.X.shape[0]},)")
         return k.to(torch.float64).reshape(grid.shape)
 
     if sink is not None:
@@ -769,7 +772,8 @@ def _initial_fields(initial: SpectralFP, g: _FourierGrid, d: int, tangent: bool,
     if tuple(initial.q.shape) != g.shape or initial.x.shape != g.x.shape or \
             float((initial.x.to(torch.float64) - g.x).abs().max()) > 1e-9 * float(g.x.abs().max()):
         raise ValueError(f"initial must live on the grid of half_width and the first cells ({g.x.shape[0]} points "
-                         f"per axis from {float(g.x[0]):g}, dim={d}), got q of shape {tuple(initial.q.shape)}")
+                         f"per axis from {float(g.x[0]):g}, dim={d}), got {initial.x.shape[0]} points from "
+                         f"{float(initial.x[0]):g} and q of shape {tuple(initial.q.shape)}")
     need = [("q", initial.q)] + ([("dq_dhbar", initial.dq_dhbar)] if tangent else []) \
         + ([("d2q_dhbar2", initial.d2q_dhbar2)] if second else [])
     for name, w in need:

@@ -226,18 +226,22 @@ def test_spectral_grid_refinement_and_continuation():
 
     sde, _, score = mixture_example(0.05)
     one = sampler_marginal_spectral(sde, score, 0.0, second=True, cells=256)
-    staged = sampler_marginal_spectral(sde, score, 0.0, second=True, cells=[64, 128, 256], refine_at=[0.5, 0.1])
+    staged = sampler_marginal_spectral(sde, score, 0.0, second=True, cells=[64, 128, 256], refine_at=[0.5, 0.2])
     assert torch.equal(staged.x, one.x) and staged.t == one.t == sde.t_min
-    assert staged.nfe < 0.6 * one.nfe                      # measured 1377 against 2953
-    for name, tol in (("q", 1e-9), ("dq_dhbar", 1e-7), ("d2q_dhbar2", 1e-5)):   # measured 1e-10, 4e-9, 1.4e-7
+    assert staged.nfe < 0.5 * one.nfe                      # measured 1233 against 2953 (Chapter 6's schedule)
+    for name, tol in (("q", 1e-9), ("dq_dhbar", 1e-8), ("d2q_dhbar2", 1e-5)):   # measured 2e-11, 4e-10, 1.3e-7
         a, b = getattr(one, name), getattr(staged, name)
         assert float((a - b).abs().max()) < tol * float(a.abs().max()), name
+    fine_h = sampler_marginal_spectral(sde, score, 0.01, cells=256)              # hbar > 0 (Chapter 6's secants)
+    staged_h = sampler_marginal_spectral(sde, score, 0.01, cells=[64, 128, 256], refine_at=[0.5, 0.2])
+    assert float((fine_h.q - staged_h.q).abs().max()) < 1e-8 * float(fine_h.q.max())
+    assert staged_h.nfe < 0.85 * fine_h.nfe
     # a coarse 32-point start would not do: the mixture's modes at t = 0.1 need more points (a wrong result shows)
     with pytest.warns(RuntimeWarning, match="turns negative"):             # and the solver says so
         coarse = sampler_marginal_spectral(sde, score, 0.0, tangent=True, cells=[32, 256], refine_at=[0.1])
     assert float((coarse.dq_dhbar - one.dq_dhbar).abs().max()) > 1e-4 * float(one.dq_dhbar.abs().max())
-    half = sampler_marginal_spectral(sde, score, 0.0, second=True, cells=[64, 128], refine_at=[0.5], until=0.1)
-    assert half.t == 0.1 and half.q.shape == (128,)
+    half = sampler_marginal_spectral(sde, score, 0.0, second=True, cells=[64, 128], refine_at=[0.5], until=0.2)
+    assert half.t == 0.2 and half.q.shape == (128,)
     moved = SpectralFP(x=one.x, q=_fourier_pad(half.q, 256), dq_dhbar=_fourier_pad(half.dq_dhbar, 256), nfe=0,
                        d2q_dhbar2=_fourier_pad(half.d2q_dhbar2, 256), t=half.t)
     rest = sampler_marginal_spectral(sde, score, 0.0, second=True, cells=256, initial=moved)
@@ -268,6 +272,10 @@ def test_spectral_sink():
         assert float((b - factor * a).abs().max()) < 1e-7 * float(a.abs().max()), name
     # the wrong sign (a source) would give exp(+0.4 (T - t_min)): 3.3 instead of 0.3
     assert abs(float(flat.q.sum() / base.q.sum()) - factor) < 1e-7
+    kw_r = dict(kw, cells=[64, 128], refine_at=[1.0])                            # with refinement: the sink moves too
+    flat_r = sampler_marginal_spectral(m.sde, m.score, 0.0, sink=lambda x: torch.full((x.shape[0],), 0.4), **kw_r)
+    base_r = sampler_marginal_spectral(m.sde, m.score, 0.0, **kw_r)
+    assert float((flat_r.q - factor * base_r.q).abs().max()) < 1e-7 * float(base_r.q.max())
     inner = base.x.abs() <= 1.5                            # their paths stay inside |x| < 3
     far = lambda x: 50.0 * torch.special.erfc((7.0 - x[:, 0].abs()) / 0.25)           # noqa: E731  smooth, off |x| < 5
     off = sampler_marginal_spectral(m.sde, m.score, 0.0, sink=far, **kw)
@@ -279,7 +287,8 @@ def test_spectral_sink():
         on = sampler_marginal_spectral(m.sde, m.score, 0.0, sink=near, **kw)
     assert float((on.q - base.q)[inner].abs().max()) > 1e-2 * float(base.q.max())
     for bad in (lambda x: -torch.ones(x.shape[0]), lambda x: torch.ones(x.shape[0], 2),
-                lambda x: torch.full((x.shape[0],), float("nan"))):
+                lambda x: torch.full((x.shape[0],), float("nan")), lambda x: torch.ones(x.shape[0], dtype=torch.bool),
+                lambda x: torch.ones(x.shape[0], dtype=torch.complex128)):
         with pytest.raises(ValueError, match="sink"):
             sampler_marginal_spectral(m.sde, m.score, 0.0, sink=bad, **kw)
     with pytest.raises(TypeError, match="sink"):
@@ -310,6 +319,8 @@ def test_spectral_refinement_rejects_bad_input():
         sampler_marginal_spectral(m.sde, m.score, initial=half, cells=64, **kw)
     with pytest.raises(ValueError, match="grid"):
         sampler_marginal_spectral(m.sde, m.score, initial=half, cells=128)
+    with pytest.raises(ValueError, match=r"grid .* from -9"):                 # same size, another box
+        sampler_marginal_spectral(m.sde, m.score, initial=half, cells=64, half_width=9.0)
     with pytest.raises(ValueError, match="no dq_dhbar"):
         sampler_marginal_spectral(m.sde, m.score, 0.0, initial=half, cells=64, tangent=True)
     with pytest.raises(ValueError, match="until=1.5 must come before"):
